@@ -1,0 +1,568 @@
+import type Database from 'better-sqlite3';
+import { EventKind, ImageStatus, JobStatus } from './states.js';
+
+/**
+ * All SQL of jobs lives here, behind named verbs. Statements are prepared
+ * once; every write runs in a synchronous IMMEDIATE transaction, so nothing is
+ * awaited while the write lock is held. Writes made on behalf of an attempt
+ * are guarded by its owner and attempt number: a late or abandoned attempt
+ * changes nothing.
+ */
+
+/** Identifies one attempt of one job: the fence every attempt write is guarded by. */
+export interface AttemptRef {
+  readonly jobId: number;
+  readonly owner: string;
+  readonly attempt: number;
+}
+
+export interface JobError {
+  readonly code: string;
+  readonly message: string;
+}
+
+export interface Job {
+  readonly id: number;
+  readonly status: JobStatus;
+  readonly priority: number;
+  /** Attempts started so far, the running one included. */
+  readonly attempts: number;
+  readonly maxAttempts: number;
+  readonly options: Record<string, unknown>;
+  readonly destination: Record<string, unknown>;
+  readonly idempotencyKey: string | null;
+  /** The job's folder in the temp store. */
+  readonly inputKey: string | null;
+  readonly runAt: number;
+  readonly leaseOwner: string | null;
+  readonly leaseExpiresAt: number | null;
+  readonly lastError: JobError | null;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly startedAt: number | null;
+  readonly finishedAt: number | null;
+}
+
+export interface JobImage {
+  readonly jobId: number;
+  readonly index: number;
+  readonly originalName: string | null;
+  readonly inputFormat: string;
+  readonly width: number;
+  readonly height: number;
+  readonly pages: number;
+  readonly inputBytes: number;
+  readonly status: ImageStatus;
+  readonly outputFormat: string | null;
+  readonly outputWidth: number | null;
+  readonly outputHeight: number | null;
+  readonly outputBytes: number | null;
+  readonly scaledToFit: boolean;
+  readonly location: string | null;
+  readonly deliveredAt: number | null;
+}
+
+export interface JobEvent {
+  readonly id: number;
+  readonly jobId: number;
+  readonly attempt: number;
+  readonly kind: EventKind;
+  readonly leaseOwner: string | null;
+  readonly error: JobError | null;
+  readonly at: number;
+}
+
+export interface NewImage {
+  readonly originalName: string | null;
+  readonly inputFormat: string;
+  readonly width: number;
+  readonly height: number;
+  readonly pages: number;
+  readonly inputBytes: number;
+}
+
+export interface NewJob {
+  readonly priority: number;
+  readonly maxAttempts: number;
+  readonly options: Record<string, unknown>;
+  readonly destination: Record<string, unknown>;
+  readonly idempotencyKey: string | null;
+  readonly inputKey: string | null;
+  readonly runAt: number;
+  readonly images: readonly NewImage[];
+}
+
+export interface DeliveredImage {
+  readonly outputFormat: string;
+  readonly outputWidth: number;
+  readonly outputHeight: number;
+  readonly outputBytes: number;
+  readonly scaledToFit: boolean;
+  readonly location: string;
+}
+
+export interface ListQuery {
+  readonly status?: JobStatus | undefined;
+  readonly limit: number;
+  /** Only jobs with a smaller id (the keyset cursor). */
+  readonly beforeId?: number | undefined;
+}
+
+export interface CancelResult {
+  readonly job: Job;
+  /** False when the job had already ended. */
+  readonly cancelled: boolean;
+  /** The attempt that was running, which must now be aborted. */
+  readonly previous: AttemptRef | null;
+}
+
+/** What a terminal attempt end did; `null` when the attempt no longer held its job. */
+export type FailOutcome = 'retrying' | 'failed' | null;
+
+interface JobSqlRow {
+  id: number;
+  status: JobStatus;
+  priority: number;
+  attempts: number;
+  max_attempts: number;
+  options: string;
+  destination: string;
+  idempotency_key: string | null;
+  input_key: string | null;
+  run_at: number;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  last_error_code: string | null;
+  last_error_message: string | null;
+  created_at: number;
+  updated_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+interface ImageSqlRow {
+  job_id: number;
+  idx: number;
+  original_name: string | null;
+  input_format: string;
+  width: number;
+  height: number;
+  pages: number;
+  input_bytes: number;
+  status: ImageStatus;
+  output_format: string | null;
+  output_width: number | null;
+  output_height: number | null;
+  output_bytes: number | null;
+  scaled_to_fit: number;
+  location: string | null;
+  delivered_at: number | null;
+}
+
+interface EventSqlRow {
+  id: number;
+  job_id: number;
+  attempt: number;
+  kind: EventKind;
+  lease_owner: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  at: number;
+}
+
+function toJob(row: JobSqlRow): Job {
+  return {
+    id: row.id,
+    status: row.status,
+    priority: row.priority,
+    attempts: row.attempts,
+    maxAttempts: row.max_attempts,
+    options: JSON.parse(row.options) as Record<string, unknown>,
+    destination: JSON.parse(row.destination) as Record<string, unknown>,
+    idempotencyKey: row.idempotency_key,
+    inputKey: row.input_key,
+    runAt: row.run_at,
+    leaseOwner: row.lease_owner,
+    leaseExpiresAt: row.lease_expires_at,
+    lastError: row.last_error_code === null ? null : { code: row.last_error_code, message: row.last_error_message ?? '' },
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+  };
+}
+
+function toImage(row: ImageSqlRow): JobImage {
+  return {
+    jobId: row.job_id,
+    index: row.idx,
+    originalName: row.original_name,
+    inputFormat: row.input_format,
+    width: row.width,
+    height: row.height,
+    pages: row.pages,
+    inputBytes: row.input_bytes,
+    status: row.status,
+    outputFormat: row.output_format,
+    outputWidth: row.output_width,
+    outputHeight: row.output_height,
+    outputBytes: row.output_bytes,
+    scaledToFit: row.scaled_to_fit === 1,
+    location: row.location,
+    deliveredAt: row.delivered_at,
+  };
+}
+
+function toEvent(row: EventSqlRow): JobEvent {
+  return {
+    id: row.id,
+    jobId: row.job_id,
+    attempt: row.attempt,
+    kind: row.kind,
+    leaseOwner: row.lease_owner,
+    error: row.error_code === null ? null : { code: row.error_code, message: row.error_message ?? '' },
+    at: row.at,
+  };
+}
+
+/** Error text kept in the database is bounded: a runaway message must not bloat rows. */
+const MAX_ERROR_MESSAGE = 2_000;
+const clip = (message: string): string => (message.length > MAX_ERROR_MESSAGE ? `${message.slice(0, MAX_ERROR_MESSAGE)}…` : message);
+
+export type JobRepository = ReturnType<typeof createJobRepository>;
+
+export function createJobRepository(db: Database.Database) {
+  const sql = {
+    // Insert a new queued job.
+    insertJob: db.prepare<[number, number, string, string, string | null, string | null, number, number, number], JobSqlRow>(
+      `INSERT INTO jobs (status, priority, max_attempts, options, destination, idempotency_key, input_key, run_at, created_at, updated_at)
+       VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+    ),
+    // Insert one image row of a job.
+    insertImage: db.prepare<[number, number, string | null, string, number, number, number, number]>(
+      `INSERT INTO job_images (job_id, idx, original_name, input_format, width, height, pages, input_bytes)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    // The job a previous submission stored under an idempotency key.
+    byIdempotencyKey: db.prepare<[string], JobSqlRow>(`SELECT * FROM jobs WHERE idempotency_key = ?`),
+    // Claim up to n due jobs in one statement: highest priority first, then oldest run_at.
+    claimDue: db.prepare<{ owner: string; now: number; expires: number; limit: number }, JobSqlRow>(
+      `UPDATE jobs
+          SET status = 'running', attempts = attempts + 1, lease_owner = @owner, lease_expires_at = @expires,
+              started_at = @now, updated_at = @now
+        WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND run_at <= @now
+                     ORDER BY priority DESC, run_at, id LIMIT @limit)
+        RETURNING *`,
+    ),
+    // Record an attempt's start or end.
+    insertEvent: db.prepare<[number, number, EventKind, string | null, string | null, string | null, number]>(
+      `INSERT INTO job_events (job_id, attempt, kind, lease_owner, error_code, error_message, at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    // Extend the lease of an attempt that still holds its job.
+    heartbeat: db.prepare<{ id: number; owner: string; attempt: number; expires: number }>(
+      `UPDATE jobs SET lease_expires_at = @expires
+        WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
+    ),
+    // Finish an attempt that delivered everything.
+    complete: db.prepare<{ id: number; owner: string; attempt: number; now: number }>(
+      `UPDATE jobs SET status = 'succeeded', lease_owner = NULL, lease_expires_at = NULL, finished_at = @now, updated_at = @now,
+              last_error_code = NULL, last_error_message = NULL
+        WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
+    ),
+    // Put a failed attempt's job back in the queue for a later run.
+    retry: db.prepare<{ id: number; owner: string; attempt: number; now: number; runAt: number; code: string; message: string }>(
+      `UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, run_at = @runAt, updated_at = @now,
+              last_error_code = @code, last_error_message = @message
+        WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
+    ),
+    // Fail a job for good.
+    fail: db.prepare<{ id: number; owner: string; attempt: number; now: number; code: string; message: string }>(
+      `UPDATE jobs SET status = 'failed', lease_owner = NULL, lease_expires_at = NULL, finished_at = @now, updated_at = @now,
+              last_error_code = @code, last_error_message = @message
+        WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
+    ),
+    // Give an interrupted attempt's job back without counting the attempt.
+    returnAttempt: db.prepare<{ id: number; owner: string; attempt: number; now: number }>(
+      `UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL,
+              run_at = @now, updated_at = @now
+        WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
+    ),
+    // Cancel a job that has not ended.
+    cancel: db.prepare<{ id: number; now: number }, JobSqlRow>(
+      `UPDATE jobs SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, finished_at = @now, updated_at = @now,
+              last_error_code = 'cancelled', last_error_message = 'cancelled by request'
+        WHERE id = @id AND status IN ('queued', 'running') RETURNING *`,
+    ),
+    // Make a queued job due now.
+    runNow: db.prepare<{ id: number; now: number }, JobSqlRow>(
+      `UPDATE jobs SET run_at = @now, updated_at = @now WHERE id = @id AND status = 'queued' RETURNING *`,
+    ),
+    // Running jobs whose lease expired or whose owner is known dead.
+    lostJobs: db.prepare<{ now: number; deadOwners: string }, JobSqlRow>(
+      `SELECT * FROM jobs WHERE status = 'running'
+          AND (lease_expires_at < @now OR lease_owner IN (SELECT value FROM json_each(@deadOwners)))`,
+    ),
+    // Requeue a lost attempt's job (the lost attempt counts).
+    requeueLost: db.prepare<{ id: number; owner: string; attempt: number; now: number }>(
+      `UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, run_at = @now, updated_at = @now,
+              last_error_code = 'attempt_lost', last_error_message = 'the attempt''s process stopped or lost its lease'
+        WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
+    ),
+    // Fail a lost attempt's job that has no attempts left.
+    failLost: db.prepare<{ id: number; owner: string; attempt: number; now: number }>(
+      `UPDATE jobs SET status = 'failed', lease_owner = NULL, lease_expires_at = NULL, finished_at = @now, updated_at = @now,
+              last_error_code = 'attempt_lost', last_error_message = 'the last attempt''s process stopped or lost its lease'
+        WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
+    ),
+    // Distinct owners of running jobs (to find dead local processes).
+    runningOwners: db.prepare<[], { lease_owner: string }>(
+      `SELECT DISTINCT lease_owner FROM jobs WHERE status = 'running'`,
+    ),
+    // Mark one image delivered, if the attempt still holds its job.
+    deliverImage: db.prepare<{
+      id: number; owner: string; attempt: number; index: number; now: number; outputFormat: string;
+      outputWidth: number; outputHeight: number; outputBytes: number; scaledToFit: number; location: string;
+    }>(
+      `UPDATE job_images SET status = 'delivered', output_format = @outputFormat, output_width = @outputWidth,
+              output_height = @outputHeight, output_bytes = @outputBytes, scaled_to_fit = @scaledToFit,
+              location = @location, delivered_at = @now
+        WHERE job_id = @id AND idx = @index
+          AND EXISTS (SELECT 1 FROM jobs WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt)`,
+    ),
+    getJob: db.prepare<[number], JobSqlRow>(`SELECT * FROM jobs WHERE id = ?`),
+    // A job's images in upload order.
+    images: db.prepare<[number], ImageSqlRow>(`SELECT * FROM job_images WHERE job_id = ? ORDER BY idx`),
+    // A job's attempt history, oldest first.
+    events: db.prepare<[number], EventSqlRow>(`SELECT * FROM job_events WHERE job_id = ? ORDER BY id`),
+    // Newest first, keyset-paginated by id; optional status filter.
+    list: db.prepare<{ status: string | null; beforeId: number; limit: number }, JobSqlRow>(
+      `SELECT * FROM jobs WHERE (@status IS NULL OR status = @status) AND id < @beforeId ORDER BY id DESC LIMIT @limit`,
+    ),
+    countByStatus: db.prepare<[], { status: JobStatus; n: number }>(`SELECT status, count(*) AS n FROM jobs GROUP BY status`),
+    // Jobs waiting or running: the figure MAX_QUEUED_JOBS bounds.
+    liveCount: db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM jobs WHERE status IN ('queued', 'running')`),
+    // When the scheduler must next look for due work.
+    nextRunAt: db.prepare<[], { run_at: number | null }>(`SELECT min(run_at) AS run_at FROM jobs WHERE status = 'queued'`),
+    // Images of queued or running jobs, and of retained succeeded jobs.
+    imageCounts: db.prepare<[], { pending: number; completed: number }>(
+      `SELECT coalesce(sum(j.status IN ('queued', 'running')), 0) AS pending,
+              coalesce(sum(j.status = 'succeeded'), 0) AS completed
+         FROM job_images i JOIN jobs j ON j.id = i.job_id`,
+    ),
+    // Temp-store folders still owned by a job that may need them.
+    liveInputKeys: db.prepare<[], { input_key: string }>(
+      `SELECT input_key FROM jobs WHERE status IN ('queued', 'running') AND input_key IS NOT NULL`,
+    ),
+    // Terminal jobs finished before a cut-off.
+    pruneExpired: db.prepare<[number], { id: number }>(
+      `DELETE FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND finished_at < ? RETURNING id`,
+    ),
+    // All but the newest n terminal jobs.
+    pruneOverflow: db.prepare<[number], { id: number }>(
+      `DELETE FROM jobs WHERE id IN (
+         SELECT id FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled')
+          ORDER BY finished_at DESC, id DESC LIMIT -1 OFFSET ?)
+       RETURNING id`,
+    ),
+  };
+
+  const recordEvent = (ref: AttemptRef, kind: EventKind, now: number, error: JobError | null = null): void => {
+    sql.insertEvent.run(ref.jobId, ref.attempt, kind, ref.owner, error?.code ?? null, error ? clip(error.message) : null, now);
+  };
+
+  const refOf = (job: JobSqlRow): AttemptRef => ({ jobId: job.id, owner: job.lease_owner ?? '', attempt: job.attempts });
+
+  const insertJobTx = db.transaction((job: NewJob, now: number): { job: Job; created: boolean } => {
+    if (job.idempotencyKey !== null) {
+      const existing = sql.byIdempotencyKey.get(job.idempotencyKey);
+      if (existing) return { job: toJob(existing), created: false };
+    }
+    const row = sql.insertJob.get(
+      job.priority, job.maxAttempts, JSON.stringify(job.options), JSON.stringify(job.destination),
+      job.idempotencyKey, job.inputKey, job.runAt, now, now,
+    ) as JobSqlRow;
+    job.images.forEach((image, index) => {
+      sql.insertImage.run(row.id, index, image.originalName, image.inputFormat, image.width, image.height, image.pages, image.inputBytes);
+    });
+    return { job: toJob(row), created: true };
+  });
+
+  const claimDueTx = db.transaction((owner: string, now: number, leaseMs: number, limit: number): Job[] => {
+    const rows = sql.claimDue.all({ owner, now, expires: now + leaseMs, limit });
+    for (const row of rows) recordEvent(refOf(row), EventKind.started, now);
+    // RETURNING gives no order guarantee: restore the claim order.
+    rows.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.id - b.id);
+    return rows.map(toJob);
+  });
+
+  const endAttemptTx = db.transaction(
+    (ref: AttemptRef, statement: Database.Statement, params: Record<string, unknown>, kind: EventKind, now: number, error: JobError | null): boolean => {
+      const changed = statement.run({ id: ref.jobId, owner: ref.owner, attempt: ref.attempt, now, ...params }).changes === 1;
+      if (changed) recordEvent(ref, kind, now, error);
+      return changed;
+    },
+  );
+
+  const requeueLostTx = db.transaction((now: number, deadOwners: readonly string[]): number => {
+    const lost = sql.lostJobs.all({ now, deadOwners: JSON.stringify(deadOwners) });
+    for (const row of lost) {
+      const ref = refOf(row);
+      const params = { id: ref.jobId, owner: ref.owner, attempt: ref.attempt, now };
+      // The lost attempt counts: a job that kills its process must not loop forever.
+      const exhausted = row.attempts >= row.max_attempts;
+      (exhausted ? sql.failLost : sql.requeueLost).run(params);
+      recordEvent(ref, exhausted ? EventKind.failed : EventKind.lost, now, {
+        code: 'attempt_lost',
+        message: 'the attempt\'s process stopped or lost its lease',
+      });
+    }
+    return lost.length;
+  });
+
+  const cancelTx = db.transaction((id: number, now: number): CancelResult | null => {
+    const before = sql.getJob.get(id);
+    if (!before) return null;
+    const row = sql.cancel.get({ id, now });
+    if (!row) return { job: toJob(before), cancelled: false, previous: null };
+    sql.insertEvent.run(id, before.attempts, EventKind.cancelled, before.lease_owner, 'cancelled', 'cancelled by request', now);
+    return { job: toJob(row), cancelled: true, previous: before.status === JobStatus.running ? refOf(before) : null };
+  });
+
+  const pruneTx = db.transaction((olderThan: number, keep: number): number[] => {
+    const expired = sql.pruneExpired.all(olderThan).map((row) => row.id);
+    const overflow = sql.pruneOverflow.all(keep).map((row) => row.id);
+    return [...expired, ...overflow];
+  });
+
+  return {
+    /** Stores a queued job and its image rows; with a known idempotency key, returns the first job instead. */
+    insertJob(job: NewJob, now: number): { job: Job; created: boolean } {
+      return insertJobTx.immediate(job, now);
+    },
+
+    /** Atomically moves up to `limit` due jobs to running under `owner`'s lease and counts the attempt. */
+    claimDue(owner: string, now: number, leaseMs: number, limit: number): Job[] {
+      return claimDueTx.immediate(owner, now, leaseMs, limit);
+    },
+
+    /** Extends an attempt's lease; false when the attempt no longer holds its job. */
+    heartbeat(ref: AttemptRef, now: number, leaseMs: number): boolean {
+      return sql.heartbeat.run({ id: ref.jobId, owner: ref.owner, attempt: ref.attempt, expires: now + leaseMs }).changes === 1;
+    },
+
+    /** running → succeeded; false when the attempt no longer holds its job. */
+    completeAttempt(ref: AttemptRef, now: number): boolean {
+      return endAttemptTx.immediate(ref, sql.complete, {}, EventKind.succeeded, now, null);
+    },
+
+    /**
+     * running → queued at `retryAt`, or → failed when `retryAt` is null. The
+     * choice is the retry policy's (`decideRetry`); this only applies it.
+     */
+    failAttempt(ref: AttemptRef, error: JobError, retryAt: number | null, now: number): FailOutcome {
+      const params = { code: error.code, message: clip(error.message) };
+      if (retryAt === null) {
+        return endAttemptTx.immediate(ref, sql.fail, params, EventKind.failed, now, error) ? 'failed' : null;
+      }
+      return endAttemptTx.immediate(ref, sql.retry, { ...params, runAt: retryAt }, EventKind.retrying, now, error) ? 'retrying' : null;
+    },
+
+    /** running → queued, due now, without counting the attempt (graceful shutdown). */
+    returnAttempt(ref: AttemptRef, now: number): boolean {
+      return endAttemptTx.immediate(ref, sql.returnAttempt, {}, EventKind.returned, now, null);
+    },
+
+    /**
+     * Requeues jobs whose lease expired or whose owner is dead (failing those
+     * with no attempts left); returns how many were found.
+     */
+    requeueLost(now: number, deadOwners: readonly string[] = []): number {
+      return requeueLostTx.immediate(now, deadOwners);
+    },
+
+    /** Owners of running jobs. */
+    runningOwners(): string[] {
+      return sql.runningOwners.all().map((row) => row.lease_owner);
+    },
+
+    /** queued|running → cancelled. Returns null for an unknown job. */
+    cancelJob(id: number, now: number): CancelResult | null {
+      return cancelTx.immediate(id, now);
+    },
+
+    /** Makes a queued job due now; null when the job is not queued. */
+    runNow(id: number, now: number): Job | null {
+      const row = sql.runNow.get({ id, now });
+      return row ? toJob(row) : null;
+    },
+
+    /** Records one delivered image; false when the attempt no longer holds its job. */
+    recordDelivered(ref: AttemptRef, index: number, image: DeliveredImage, now: number): boolean {
+      return (
+        sql.deliverImage.run({
+          id: ref.jobId, owner: ref.owner, attempt: ref.attempt, index, now, outputFormat: image.outputFormat,
+          outputWidth: image.outputWidth, outputHeight: image.outputHeight, outputBytes: image.outputBytes,
+          scaledToFit: image.scaledToFit ? 1 : 0, location: image.location,
+        }).changes === 1
+      );
+    },
+
+    getJob(id: number): Job | null {
+      const row = sql.getJob.get(id);
+      return row ? toJob(row) : null;
+    },
+
+    listImages(jobId: number): JobImage[] {
+      return sql.images.all(jobId).map(toImage);
+    },
+
+    listEvents(jobId: number): JobEvent[] {
+      return sql.events.all(jobId).map(toEvent);
+    },
+
+    listJobs(query: ListQuery): Job[] {
+      return sql.list
+        .all({ status: query.status ?? null, beforeId: query.beforeId ?? Number.MAX_SAFE_INTEGER, limit: query.limit })
+        .map(toJob);
+    },
+
+    countByStatus(): Record<JobStatus, number> {
+      const counts = { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
+      for (const row of sql.countByStatus.all()) counts[row.status] = row.n;
+      return counts;
+    },
+
+    /** Queued plus running jobs. */
+    liveCount(): number {
+      return sql.liveCount.get()?.n ?? 0;
+    },
+
+    /** The earliest run_at among queued jobs, or null when none is queued. */
+    nextRunAt(): number | null {
+      return sql.nextRunAt.get()?.run_at ?? null;
+    },
+
+    imageCounts(): { pending: number; completed: number } {
+      return sql.imageCounts.get() ?? { pending: 0, completed: 0 };
+    },
+
+    liveInputKeys(): Set<string> {
+      return new Set(sql.liveInputKeys.all().map((row) => row.input_key));
+    },
+
+    /**
+     * Deletes terminal jobs finished before `olderThan`, then all but the
+     * newest `keep` terminal jobs; images and events go with them (cascade).
+     * Returns the ids removed.
+     */
+    pruneTerminal(olderThan: number, keep: number): number[] {
+      return pruneTx.immediate(olderThan, keep);
+    },
+
+    /** Truncates the WAL back to empty when no reader holds it. */
+    checkpoint(): { busy: number; log: number; checkpointed: number } {
+      const [row] = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
+      return row ?? { busy: 0, log: 0, checkpointed: 0 };
+    },
+  };
+}

@@ -1,0 +1,112 @@
+import { sql } from 'drizzle-orm';
+import { check, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+import { EventKind, ImageStatus, JobStatus } from './states.js';
+
+const inList = (values: Record<string, string>): string =>
+  Object.values(values)
+    .map((value) => `'${value}'`)
+    .join(', ');
+
+/** Times are integer milliseconds since the Unix epoch (UTC). */
+export const jobs = sqliteTable(
+  'jobs',
+  {
+    /** AUTOINCREMENT: an id is never handed out twice, even after its job is pruned. */
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    status: text('status').$type<JobStatus>().notNull(),
+    priority: integer('priority').notNull().default(0),
+    /** Attempts started so far (the running one included). */
+    attempts: integer('attempts').notNull().default(0),
+    maxAttempts: integer('max_attempts').notNull(),
+    /** Conversion options as JSON. */
+    options: text('options').notNull(),
+    /** Where results go, as JSON. */
+    destination: text('destination').notNull(),
+    idempotencyKey: text('idempotency_key'),
+    /** Name of the job's folder in the temp store; null once its input is released. */
+    inputKey: text('input_key'),
+    runAt: integer('run_at').notNull(),
+    leaseOwner: text('lease_owner'),
+    leaseExpiresAt: integer('lease_expires_at'),
+    lastErrorCode: text('last_error_code'),
+    lastErrorMessage: text('last_error_message'),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+    startedAt: integer('started_at'),
+    finishedAt: integer('finished_at'),
+  },
+  (t) => [
+    check('jobs_status_check', sql.raw(`${t.status.name} IN (${inList(JobStatus)})`)),
+    check('jobs_attempts_check', sql.raw(`${t.attempts.name} >= 0 AND ${t.maxAttempts.name} >= 1`)),
+    check(
+      'jobs_lease_check',
+      sql.raw(`(${t.status.name} = 'running') = (${t.leaseOwner.name} IS NOT NULL AND ${t.leaseExpiresAt.name} IS NOT NULL)`),
+    ),
+    /** The claim: due queued jobs, highest priority first, then oldest runAt. */
+    index('jobs_claim_idx').on(sql`${t.priority} DESC`, t.runAt, t.id).where(sql`status = 'queued'`),
+    /** Lease expiry checks scan running jobs only. */
+    index('jobs_lease_idx').on(t.leaseExpiresAt).where(sql`status = 'running'`),
+    /** The sweeper: terminal jobs by age. */
+    index('jobs_finished_idx').on(t.finishedAt).where(sql`status IN ('succeeded', 'failed', 'cancelled')`),
+    /** Listing by status, newest first (the primary key serves the unfiltered listing). */
+    index('jobs_status_id_idx').on(t.status, t.id),
+    uniqueIndex('jobs_idempotency_key_idx').on(t.idempotencyKey),
+  ],
+);
+
+export const jobImages = sqliteTable(
+  'job_images',
+  {
+    jobId: integer('job_id')
+      .notNull()
+      .references(() => jobs.id, { onDelete: 'cascade' }),
+    /** 0-based, in upload order. */
+    index: integer('idx').notNull(),
+    /** The client's filename: metadata only, never used as a path. */
+    originalName: text('original_name'),
+    inputFormat: text('input_format').notNull(),
+    width: integer('width').notNull(),
+    height: integer('height').notNull(),
+    pages: integer('pages').notNull().default(1),
+    inputBytes: integer('input_bytes').notNull(),
+    status: text('status').$type<ImageStatus>().notNull().default(ImageStatus.pending),
+    outputFormat: text('output_format'),
+    outputWidth: integer('output_width'),
+    outputHeight: integer('output_height'),
+    outputBytes: integer('output_bytes'),
+    /** 1 when the output was scaled down to fit the output format's size limit. */
+    scaledToFit: integer('scaled_to_fit', { mode: 'boolean' }).notNull().default(false),
+    /** Where the result went: a local path under the output store, or the destination URL without its query. */
+    location: text('location'),
+    deliveredAt: integer('delivered_at'),
+  },
+  (t) => [
+    primaryKey({ columns: [t.jobId, t.index] }),
+    check('job_images_status_check', sql.raw(`${t.status.name} IN (${inList(ImageStatus)})`)),
+  ],
+);
+
+/** One row per attempt start and per attempt end. */
+export const jobEvents = sqliteTable(
+  'job_events',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    jobId: integer('job_id')
+      .notNull()
+      .references(() => jobs.id, { onDelete: 'cascade' }),
+    attempt: integer('attempt').notNull(),
+    kind: text('kind').$type<EventKind>().notNull(),
+    leaseOwner: text('lease_owner'),
+    errorCode: text('error_code'),
+    errorMessage: text('error_message'),
+    at: integer('at').notNull(),
+  },
+  (t) => [
+    check('job_events_kind_check', sql.raw(`${t.kind.name} IN (${inList(EventKind)})`)),
+    index('job_events_job_idx').on(t.jobId, t.id),
+  ],
+);
+
+export type JobRow = typeof jobs.$inferSelect;
+export type JobImageRow = typeof jobImages.$inferSelect;
+export type JobEventRow = typeof jobEvents.$inferSelect;

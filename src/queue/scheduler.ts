@@ -1,0 +1,314 @@
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import type { Logger } from 'pino';
+import type { AttemptRef, Job, JobRepository } from '../db/jobRepository.js';
+import { isTerminal } from '../db/states.js';
+import { AttemptTimeoutError, classifyError } from './errors.js';
+import { decideRetry, type RetrySettings } from './retryPolicy.js';
+import { Semaphore } from './semaphore.js';
+
+/** What a job's work receives for one attempt. */
+export interface AttemptContext {
+  readonly job: Job;
+  /** The fence for every write the attempt makes. */
+  readonly ref: AttemptRef;
+  /** Fires on timeout, cancellation, lost lease or shutdown; the work must stop promptly. */
+  readonly signal: AbortSignal;
+}
+
+/** The work the scheduler runs, which it knows nothing else about. */
+export interface JobHandler {
+  /** Performs one attempt. Resolving means the job is done; throwing hands the error to the retry policy. */
+  perform(context: AttemptContext): Promise<void>;
+  /** Frees a job's resources once it has ended for good. Must be idempotent. */
+  release(job: Job): Promise<void>;
+}
+
+export interface SchedulerOptions extends RetrySettings {
+  readonly repo: JobRepository;
+  readonly handler: JobHandler;
+  readonly log: Logger;
+  readonly maxConcurrentJobs: number;
+  readonly jobTimeoutMs: number;
+  /** How long a claim holds a job without a heartbeat. */
+  readonly leaseMs?: number;
+  /** How often in-flight leases are renewed and expired ones rescued. */
+  readonly heartbeatMs?: number;
+  readonly now?: () => number;
+  readonly random?: () => number;
+}
+
+/** Why an attempt was stopped from outside, when it was not the work's own doing. */
+export class ShutdownAbort extends Error {
+  constructor() {
+    super('the service is shutting down');
+    this.name = 'ShutdownAbort';
+  }
+}
+export class CancelAbort extends Error {
+  constructor() {
+    super('the job was cancelled');
+    this.name = 'CancelAbort';
+  }
+}
+export class LeaseLostAbort extends Error {
+  constructor() {
+    super('the attempt lost its lease');
+    this.name = 'LeaseLostAbort';
+  }
+}
+
+interface InFlight {
+  readonly job: Job;
+  readonly ref: AttemptRef;
+  readonly controller: AbortController;
+  readonly settled: Promise<void>;
+}
+
+export interface StopResult {
+  /** Attempts that ended on their own within the grace period. */
+  readonly finished: number;
+  /** Attempts put back in the queue without counting. */
+  readonly returned: number;
+}
+
+/** Owners made by this process: alive by definition. */
+const ownersOfThisProcess = new Set<string>();
+
+/** Owner ids read `host:pid:token`; the token tells two lives of one pid apart. */
+export function newOwnerId(): string {
+  const owner = `${os.hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  ownersOfThisProcess.add(owner);
+  return owner;
+}
+
+/**
+ * True when `owner` names a process on this host that no longer runs (or an
+ * earlier life of our own pid). Owners on other hosts are never presumed
+ * dead: their jobs come back by lease expiry.
+ */
+export function isDeadLocalOwner(owner: string): boolean {
+  const [host, pidText] = owner.split(':');
+  if (host !== os.hostname() || ownersOfThisProcess.has(owner)) return false;
+  const pid = Number(pidText);
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  // Our own pid under another token: a previous life (containers reuse pid 1).
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/** Settles with the promise, or rejects with the signal's reason as soon as it fires. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+export type Scheduler = ReturnType<typeof createScheduler>;
+
+/**
+ * Runs due jobs with at most `maxConcurrentJobs` attempts in flight. It claims
+ * in one statement, sleeps until woken (a submission, a freed slot) or until
+ * the next due `runAt`, and never busy-polls. No error escapes the loop.
+ */
+export function createScheduler(options: SchedulerOptions) {
+  const { repo, handler, log } = options;
+  const leaseMs = options.leaseMs ?? 30_000;
+  const heartbeatMs = options.heartbeatMs ?? Math.floor(leaseMs / 3);
+  const owner = newOwnerId();
+  const now = options.now ?? Date.now;
+  const slots = new Semaphore(options.maxConcurrentJobs);
+  const inFlight = new Map<number, InFlight>();
+
+  let started = false;
+  let stopping = false;
+  let loopDone: Promise<void> = Promise.resolve();
+  let wakePending = false;
+  let wakeUp: (() => void) | null = null;
+  let heartbeatTimer: NodeJS.Timeout | null = null;
+
+  function wake(): void {
+    wakePending = true;
+    wakeUp?.();
+  }
+
+  /** Sleeps until woken, or until `until` (epoch ms) when given. */
+  async function sleep(until: number | null): Promise<void> {
+    if (wakePending || stopping) {
+      wakePending = false;
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | null = null;
+      wakeUp = () => {
+        if (timer) clearTimeout(timer);
+        wakeUp = null;
+        resolve();
+      };
+      // setTimeout's limit is about 24.8 days; a later job just wakes us earlier.
+      if (until !== null) timer = setTimeout(() => wakeUp?.(), Math.min(Math.max(0, until - now()), 2 ** 31 - 1));
+    });
+    wakePending = false;
+  }
+
+  async function loop(): Promise<void> {
+    while (!stopping) {
+      try {
+        const free = slots.limit - slots.inUse;
+        if (free === 0) {
+          await sleep(null); // a finishing attempt wakes us
+          continue;
+        }
+        const claimed = repo.claimDue(owner, now(), leaseMs, free);
+        for (const job of claimed) start(job);
+        if (claimed.length === free) continue;
+        await sleep(repo.nextRunAt());
+      } catch (error) {
+        // A busy or failing database must not end the loop: log, back off, go on.
+        log.error({ err: error }, 'scheduler loop error');
+        await sleep(now() + 1_000);
+      }
+    }
+  }
+
+  function start(job: Job): void {
+    const ref: AttemptRef = { jobId: job.id, owner, attempt: job.attempts };
+    const controller = new AbortController();
+    // The claim asked for no more jobs than there were free slots.
+    const release = slots.tryAcquire();
+    if (release === null) throw new Error('claimed a job without a free slot');
+    const settled = runAttempt(job, ref, controller).finally(() => {
+      inFlight.delete(job.id);
+      release();
+      wake();
+    });
+    inFlight.set(job.id, { job, ref, controller, settled });
+  }
+
+  async function runAttempt(job: Job, ref: AttemptRef, controller: AbortController): Promise<void> {
+    const { signal } = controller;
+    const timer = setTimeout(() => controller.abort(new AttemptTimeoutError(options.jobTimeoutMs)), options.jobTimeoutMs);
+    const startedAt = now();
+    log.info({ jobId: job.id, attempt: ref.attempt }, 'attempt started');
+    let thrown: unknown = null;
+    let ok = false;
+    try {
+      // `then` turns a synchronous throw of the work into a rejection.
+      await untilAborted(Promise.resolve().then(() => handler.perform({ job, ref, signal })), signal);
+      ok = true;
+    } catch (error) {
+      thrown = signal.aborted ? signal.reason : error;
+    } finally {
+      clearTimeout(timer);
+    }
+    try {
+      await finish(job, ref, ok, thrown, now() - startedAt);
+    } catch (error) {
+      log.error({ err: error, jobId: job.id }, 'could not record the end of an attempt');
+    }
+  }
+
+  async function finish(job: Job, ref: AttemptRef, ok: boolean, thrown: unknown, durationMs: number): Promise<void> {
+    const at = now();
+    let ended = false;
+    if (ok) {
+      ended = repo.completeAttempt(ref, at);
+      if (ended) log.info({ jobId: job.id, attempt: ref.attempt, durationMs }, 'job succeeded');
+    } else if (thrown instanceof ShutdownAbort) {
+      if (repo.returnAttempt(ref, at)) log.info({ jobId: job.id, attempt: ref.attempt }, 'attempt returned to the queue');
+    } else if (!(thrown instanceof CancelAbort || thrown instanceof LeaseLostAbort)) {
+      const failure = classifyError(thrown);
+      const retryAt = decideRetry(failure, job, at, options, options.random);
+      const outcome = repo.failAttempt(ref, failure, retryAt, at);
+      if (outcome !== null) {
+        log.warn({ jobId: job.id, attempt: ref.attempt, code: failure.code, err: failure.message, retryAt, durationMs }, `job ${outcome}`);
+      }
+      ended = outcome === 'failed';
+    }
+    // Whatever this attempt could or could not write, a job that has ended
+    // (here, by a cancel, or elsewhere) gives its files back.
+    const current = ended ? null : repo.getJob(job.id);
+    if (ended || (current !== null && isTerminal(current.status))) await handler.release(current ?? job);
+  }
+
+  function renewLeases(): void {
+    try {
+      const at = now();
+      for (const attempt of inFlight.values()) {
+        if (!repo.heartbeat(attempt.ref, at, leaseMs)) attempt.controller.abort(new LeaseLostAbort());
+      }
+      if (repo.requeueLost(at) > 0) wake();
+    } catch (error) {
+      log.error({ err: error }, 'lease renewal failed');
+    }
+  }
+
+  return {
+    owner,
+
+    get running(): number {
+      return inFlight.size;
+    },
+
+    /** Requeues what dead local processes left running, then starts claiming. */
+    start(): void {
+      if (started) return;
+      started = true;
+      const dead = repo.runningOwners().filter(isDeadLocalOwner);
+      const recovered = repo.requeueLost(now(), dead);
+      if (recovered > 0) log.warn({ recovered }, 'requeued jobs left running by a stopped process');
+      heartbeatTimer = setInterval(renewLeases, heartbeatMs);
+      heartbeatTimer.unref();
+      loopDone = loop();
+    },
+
+    /** Wakes the loop at once: call after inserting a job. */
+    notify: wake,
+
+    /**
+     * Cancels a queued or running job. A running attempt of this process is
+     * aborted; one of another process finds its lease gone at its next write.
+     * Returns null for an unknown job; `cancelled` is false when it had already ended.
+     */
+    async cancel(jobId: number): Promise<{ job: Job; cancelled: boolean } | null> {
+      const result = repo.cancelJob(jobId, now());
+      if (result === null) return null;
+      if (result.cancelled) {
+        const local = inFlight.get(jobId);
+        if (local && result.previous?.attempt === local.ref.attempt) local.controller.abort(new CancelAbort());
+        await handler.release(result.job);
+      }
+      return { job: result.job, cancelled: result.cancelled };
+    },
+
+    /**
+     * Stops claiming, lets attempts in flight finish within `graceMs`, then
+     * aborts the rest and puts their jobs back without counting the attempt.
+     */
+    async stop(graceMs: number): Promise<StopResult> {
+      stopping = true;
+      wake();
+      if (heartbeatTimer) clearInterval(heartbeatTimer);
+      await loopDone;
+      const before = [...inFlight.values()];
+      let graceTimer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<void>((resolve) => {
+        graceTimer = setTimeout(resolve, graceMs);
+      });
+      await Promise.race([Promise.all(before.map((attempt) => attempt.settled)), graceOver]);
+      clearTimeout(graceTimer);
+      const left = [...inFlight.values()];
+      for (const attempt of left) attempt.controller.abort(new ShutdownAbort());
+      await Promise.all(left.map((attempt) => attempt.settled));
+      return { finished: before.length - left.length, returned: left.length };
+    },
+  };
+}

@@ -1,0 +1,74 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.js';
+
+describe('loadConfig', () => {
+  it('fills every setting with the documented default', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      host: '127.0.0.1',
+      port: 8080,
+      dataDir: path.resolve('data'),
+      dbPath: path.resolve('data/jobs.db'),
+      tmpDir: path.resolve('data/tmp'),
+      outputDir: path.resolve('data/output'),
+      maxConcurrentJobs: 5,
+      imageBatchSize: 5,
+      jobTimeoutMs: 1_800_000,
+      maxAttempts: 3,
+      retryBaseMs: 5_000,
+      retryMaxMs: 300_000,
+      webpQuality: 80,
+      webpEffort: 4,
+      maxCompletedJobs: 100,
+      completedTtlMs: 86_400_000,
+      sweepCron: '*/5 * * * *',
+      maxUploadBytes: 52_428_800,
+      maxImagesPerJob: 20,
+      maxInputPixels: 50_000_000,
+      maxQueuedJobs: 10_000,
+      minFreeDiskBytes: 268_435_456,
+      apiToken: undefined,
+      shutdownGraceMs: 30_000,
+      sqliteSynchronous: 'FULL',
+      uploadAllowedHosts: undefined,
+    });
+    expect(config.convertConcurrency).toBeGreaterThanOrEqual(1);
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('reads values from the environment', () => {
+    const config = loadConfig({
+      PORT: '9000',
+      DATA_DIR: '/srv/jobs',
+      SQLITE_SYNCHRONOUS: 'normal',
+      UPLOAD_ALLOWED_HOSTS: 'Uploads.example.com, 127.0.0.1,[::1]',
+      API_TOKEN: 'a-long-enough-secret',
+    });
+    expect(config).toMatchObject({
+      port: 9000,
+      dbPath: '/srv/jobs/jobs.db',
+      sqliteSynchronous: 'NORMAL',
+      uploadAllowedHosts: ['uploads.example.com', '127.0.0.1', '::1'],
+      apiToken: 'a-long-enough-secret',
+    });
+  });
+
+  it.each([
+    ['PORT', 'eighty', 'PORT="eighty" is invalid: expected an integer from 0 to 65535'],
+    ['PORT', '70000', 'PORT="70000" is invalid: expected an integer from 0 to 65535'],
+    ['MAX_CONCURRENT_JOBS', '0', 'MAX_CONCURRENT_JOBS="0" is invalid: expected an integer from 1 to 1000'],
+    ['WEBP_QUALITY', '101', 'WEBP_QUALITY="101" is invalid: expected an integer from 1 to 100'],
+    ['WEBP_EFFORT', '1.5', 'WEBP_EFFORT="1.5" is invalid: expected an integer from 0 to 6'],
+    ['SQLITE_SYNCHRONOUS', 'OFF', 'SQLITE_SYNCHRONOUS="OFF" is invalid: expected one of FULL, NORMAL'],
+    ['SWEEP_CRON', 'every five minutes', 'SWEEP_CRON="every five minutes" is invalid: expected a cron expression such as */5 * * * *'],
+    ['UPLOAD_ALLOWED_HOSTS', 'http://x.com/', 'UPLOAD_ALLOWED_HOSTS="http://x.com/" is invalid'],
+    ['API_TOKEN', 'short', 'API_TOKEN="<redacted>" is invalid: expected at least 16 characters'],
+  ])('refuses %s=%s with one line naming the variable, the value and what is allowed', (name, value, message) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(message);
+  });
+
+  it('refuses a retry maximum below the base', () => {
+    expect(() => loadConfig({ RETRY_BASE_MS: '1000', RETRY_MAX_MS: '10' })).toThrow(/RETRY_MAX_MS="10" is invalid/);
+  });
+});

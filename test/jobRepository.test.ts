@@ -1,0 +1,222 @@
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { createJobRepository } from '../src/db/jobRepository.js';
+import { openDatabase } from '../src/db/open.js';
+import { jobInState, newJob, testDb } from './support/db.js';
+
+const LEASE = 30_000;
+
+describe('the jobs database', () => {
+  it('opens in WAL mode with foreign keys, a busy timeout and the configured synchronous level', () => {
+    const { file, db } = testDb();
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(db.pragma('foreign_keys', { simple: true })).toBe(1);
+    expect(db.pragma('busy_timeout', { simple: true })).toBe(5000);
+    expect(db.pragma('synchronous', { simple: true })).toBe(1); // NORMAL
+    const full = openDatabase(file, { synchronous: 'FULL' });
+    expect(full.pragma('synchronous', { simple: true })).toBe(2);
+    full.close();
+  });
+
+  it('refuses a status outside the closed list and a running job without a lease', () => {
+    const { db, repo } = testDb();
+    const { job } = repo.insertJob(newJob(), 1);
+    expect(() => db.prepare(`UPDATE jobs SET status = 'done' WHERE id = ?`).run(job.id)).toThrow(/CHECK constraint failed/);
+    expect(() => db.prepare(`UPDATE jobs SET status = 'running' WHERE id = ?`).run(job.id)).toThrow(/CHECK constraint failed/);
+  });
+
+  it('never hands out an id twice, even after the newest job is pruned', () => {
+    const { db, repo } = testDb();
+    const first = repo.insertJob(newJob(), 1).job;
+    const second = jobInState(db, repo, 'succeeded', { finishedAt: 1 });
+    expect(repo.pruneTerminal(10, 0)).toEqual([second.id]);
+    const third = repo.insertJob(newJob(), 2).job;
+    expect(third.id).toBeGreaterThan(second.id);
+    expect(third.id).toBeGreaterThan(first.id);
+  });
+});
+
+describe('insertJob', () => {
+  it('stores the job queued with its images in upload order', () => {
+    const { repo } = testDb();
+    const images = [0, 1, 2].map((i) => ({ originalName: `${i}.png`, inputFormat: 'png', width: 10 + i, height: 5, pages: 1, inputBytes: 100 }));
+    const { job, created } = repo.insertJob(newJob({ images, inputKey: 'k' }), 1_000);
+    expect(created).toBe(true);
+    expect(job).toMatchObject({ status: 'queued', attempts: 0, createdAt: 1_000, inputKey: 'k' });
+    expect(repo.listImages(job.id).map((image) => [image.index, image.originalName, image.width, image.status])).toEqual([
+      [0, '0.png', 10, 'pending'],
+      [1, '1.png', 11, 'pending'],
+      [2, '2.png', 12, 'pending'],
+    ]);
+  });
+
+  it('returns the first job for a repeated idempotency key and stores nothing new', () => {
+    const { repo } = testDb();
+    const first = repo.insertJob(newJob({ idempotencyKey: 'abc' }), 1);
+    const again = repo.insertJob(newJob({ idempotencyKey: 'abc', priority: 9 }), 2);
+    expect(again.created).toBe(false);
+    expect(again.job.id).toBe(first.job.id);
+    expect(again.job.priority).toBe(0);
+    expect(repo.listJobs({ limit: 10 })).toHaveLength(1);
+  });
+});
+
+describe('claimDue', () => {
+  it('claims due jobs by priority, then oldest runAt, then id, and only those due', () => {
+    const { repo } = testDb();
+    const low = repo.insertJob(newJob({ priority: 0, runAt: 10 }), 1).job;
+    const highLate = repo.insertJob(newJob({ priority: 5, runAt: 20 }), 1).job;
+    const highEarly = repo.insertJob(newJob({ priority: 5, runAt: 15 }), 1).job;
+    const future = repo.insertJob(newJob({ priority: 9, runAt: 1_000 }), 1).job;
+    const claimed = repo.claimDue('me', 100, LEASE, 10);
+    expect(claimed.map((job) => job.id)).toEqual([highEarly.id, highLate.id, low.id]);
+    expect(claimed.every((job) => job.status === 'running' && job.attempts === 1 && job.leaseOwner === 'me')).toBe(true);
+    expect(claimed[0]?.leaseExpiresAt).toBe(100 + LEASE);
+    expect(repo.getJob(future.id)?.status).toBe('queued');
+    expect(repo.nextRunAt()).toBe(1_000);
+  });
+
+  it('claims no more than the limit and records a started event per claim', () => {
+    const { repo } = testDb();
+    for (let i = 0; i < 5; i++) repo.insertJob(newJob(), 1);
+    const claimed = repo.claimDue('me', 10, LEASE, 2);
+    expect(claimed).toHaveLength(2);
+    expect(repo.countByStatus()).toMatchObject({ queued: 3, running: 2 });
+    const events = repo.listEvents(claimed[0]!.id);
+    expect(events.map((event) => [event.kind, event.attempt, event.leaseOwner])).toEqual([['started', 1, 'me']]);
+  });
+
+  it('never gives one job to two connections claiming at once on the same file', () => {
+    const { file, repo } = testDb();
+    for (let i = 0; i < 200; i++) repo.insertJob(newJob(), 1);
+    const other = new Database(file);
+    other.pragma('busy_timeout = 5000');
+    const otherRepo = createJobRepository(other);
+    const seen = new Map<number, string>();
+    for (let round = 0; round < 50; round++) {
+      for (const [owner, r] of [['a', repo], ['b', otherRepo]] as const) {
+        for (const job of r.claimDue(owner, 10, LEASE, 3)) {
+          expect(seen.has(job.id)).toBe(false);
+          seen.set(job.id, owner);
+        }
+      }
+    }
+    other.close();
+    expect(seen.size).toBe(200);
+    expect(new Set(seen.values())).toEqual(new Set(['a', 'b']));
+  });
+});
+
+describe('attempt writes are fenced by owner and attempt', () => {
+  it('ignores a late attempt after its job was requeued and claimed again', () => {
+    const { repo } = testDb();
+    const { job } = repo.insertJob(newJob(), 1);
+    const [first] = repo.claimDue('old', 10, 100, 1);
+    // The old owner's lease runs out; the job comes back and someone else takes it.
+    expect(repo.requeueLost(10 + 101)).toBe(1);
+    const [second] = repo.claimDue('new', 200, LEASE, 1);
+    expect(second?.attempts).toBe(2);
+    const late = { jobId: job.id, owner: 'old', attempt: first!.attempts };
+    expect(repo.heartbeat(late, 300, LEASE)).toBe(false);
+    expect(repo.completeAttempt(late, 300)).toBe(false);
+    expect(repo.failAttempt(late, { code: 'x', message: 'late' }, null, 300)).toBeNull();
+    expect(repo.returnAttempt(late, 300)).toBe(false);
+    expect(repo.recordDelivered(late, 0, { outputFormat: 'webp', outputWidth: 1, outputHeight: 1, outputBytes: 1, scaledToFit: false, location: 'x' }, 300)).toBe(false);
+    expect(repo.getJob(job.id)).toMatchObject({ status: 'running', leaseOwner: 'new', attempts: 2 });
+    const current = { jobId: job.id, owner: 'new', attempt: 2 };
+    expect(repo.completeAttempt(current, 400)).toBe(true);
+    expect(repo.getJob(job.id)).toMatchObject({ status: 'succeeded', finishedAt: 400, leaseOwner: null });
+  });
+
+  it('ignores the same owner\'s earlier attempt number', () => {
+    const { repo } = testDb();
+    const { job } = repo.insertJob(newJob(), 1);
+    repo.claimDue('me', 10, LEASE, 1);
+    repo.failAttempt({ jobId: job.id, owner: 'me', attempt: 1 }, { code: 'e', message: 'm' }, 20, 10);
+    repo.claimDue('me', 20, LEASE, 1);
+    expect(repo.completeAttempt({ jobId: job.id, owner: 'me', attempt: 1 }, 30)).toBe(false);
+    expect(repo.getJob(job.id)?.status).toBe('running');
+  });
+});
+
+describe('ending attempts', () => {
+  it('retries at the given time, keeping the error, or fails for good', () => {
+    const { repo } = testDb();
+    const { job } = repo.insertJob(newJob(), 1);
+    repo.claimDue('me', 10, LEASE, 1);
+    expect(repo.failAttempt({ jobId: job.id, owner: 'me', attempt: 1 }, { code: 'network', message: 'reset' }, 5_000, 10)).toBe('retrying');
+    expect(repo.getJob(job.id)).toMatchObject({ status: 'queued', runAt: 5_000, attempts: 1, lastError: { code: 'network', message: 'reset' } });
+    expect(repo.claimDue('me', 4_999, LEASE, 1)).toHaveLength(0);
+    repo.claimDue('me', 5_000, LEASE, 1);
+    expect(repo.failAttempt({ jobId: job.id, owner: 'me', attempt: 2 }, { code: 'image_corrupt', message: 'bad' }, null, 6_000)).toBe('failed');
+    expect(repo.getJob(job.id)).toMatchObject({ status: 'failed', finishedAt: 6_000, lastError: { code: 'image_corrupt' } });
+    expect(repo.listEvents(job.id).map((event) => [event.kind, event.attempt, event.error?.code ?? null])).toEqual([
+      ['started', 1, null],
+      ['retrying', 1, 'network'],
+      ['started', 2, null],
+      ['failed', 2, 'image_corrupt'],
+    ]);
+  });
+
+  it('returns an interrupted attempt without counting it', () => {
+    const { repo } = testDb();
+    const { job } = repo.insertJob(newJob(), 1);
+    repo.claimDue('me', 10, LEASE, 1);
+    expect(repo.returnAttempt({ jobId: job.id, owner: 'me', attempt: 1 }, 20)).toBe(true);
+    expect(repo.getJob(job.id)).toMatchObject({ status: 'queued', attempts: 0, runAt: 20, leaseOwner: null });
+  });
+
+  it('cancels queued and running jobs but not ended ones', () => {
+    const { db, repo } = testDb();
+    const queued = repo.insertJob(newJob(), 1).job;
+    const running = jobInState(db, repo, 'running', { leaseOwner: 'me' });
+    const done = jobInState(db, repo, 'succeeded');
+    expect(repo.cancelJob(queued.id, 5)).toMatchObject({ cancelled: true, previous: null, job: { status: 'cancelled', finishedAt: 5 } });
+    expect(repo.cancelJob(running.id, 5)).toMatchObject({ cancelled: true, previous: { jobId: running.id, owner: 'me', attempt: 1 } });
+    expect(repo.cancelJob(done.id, 5)).toMatchObject({ cancelled: false, job: { status: 'succeeded' } });
+    expect(repo.cancelJob(999, 5)).toBeNull();
+  });
+});
+
+describe('requeueLost', () => {
+  it('requeues jobs whose lease expired or whose owner is dead, and fails those out of attempts', () => {
+    const { db, repo } = testDb();
+    const expired = jobInState(db, repo, 'running', { leaseOwner: 'a', leaseExpiresAt: 50 });
+    const alive = jobInState(db, repo, 'running', { leaseOwner: 'b', leaseExpiresAt: 500 });
+    const dead = jobInState(db, repo, 'running', { leaseOwner: 'c', leaseExpiresAt: 500 });
+    const exhausted = jobInState(db, repo, 'running', { leaseOwner: 'c', leaseExpiresAt: 500, attempts: 3 });
+    expect(repo.requeueLost(100, ['c'])).toBe(3);
+    expect(repo.getJob(expired.id)).toMatchObject({ status: 'queued', runAt: 100, attempts: 1, lastError: { code: 'attempt_lost' } });
+    expect(repo.getJob(alive.id)?.status).toBe('running');
+    expect(repo.getJob(dead.id)?.status).toBe('queued');
+    expect(repo.getJob(exhausted.id)).toMatchObject({ status: 'failed', finishedAt: 100 });
+  });
+});
+
+describe('pruneTerminal', () => {
+  it('deletes terminal jobs past the TTL, then all but the newest N, with their images and events', () => {
+    const { db, repo } = testDb();
+    const old = jobInState(db, repo, 'failed', { finishedAt: 10, job: { images: [{ originalName: null, inputFormat: 'png', width: 1, height: 1, pages: 1, inputBytes: 1 }] } });
+    const kept = [100, 200, 300].map((at) => jobInState(db, repo, 'succeeded', { finishedAt: at }));
+    const cancelled = jobInState(db, repo, 'cancelled', { finishedAt: 150 });
+    const live = [jobInState(db, repo, 'queued'), jobInState(db, repo, 'running')];
+    const removed = repo.pruneTerminal(50, 2);
+    expect(removed.sort()).toEqual([old.id, kept[0]!.id, cancelled.id].sort());
+    expect(repo.listImages(old.id)).toEqual([]);
+    expect(repo.listEvents(old.id)).toEqual([]);
+    for (const job of [...kept.slice(1), ...live]) expect(repo.getJob(job.id)).not.toBeNull();
+  });
+});
+
+describe('listJobs', () => {
+  it('lists newest first with a keyset cursor and a status filter', () => {
+    const { db, repo } = testDb();
+    const ids = Array.from({ length: 5 }, () => repo.insertJob(newJob(), 1).job.id);
+    const failed = jobInState(db, repo, 'failed');
+    const page1 = repo.listJobs({ limit: 3 });
+    expect(page1.map((job) => job.id)).toEqual([failed.id, ids[4], ids[3]]);
+    const page2 = repo.listJobs({ limit: 3, beforeId: page1[2]!.id });
+    expect(page2.map((job) => job.id)).toEqual([ids[2], ids[1], ids[0]]);
+    expect(repo.listJobs({ limit: 10, status: 'failed' }).map((job) => job.id)).toEqual([failed.id]);
+  });
+});

@@ -1,0 +1,282 @@
+import os from 'node:os';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Job, JobRepository } from '../src/db/jobRepository.js';
+import { PermanentError, TransientError } from '../src/queue/errors.js';
+import { createScheduler, type AttemptContext, type JobHandler, type Scheduler, type SchedulerOptions } from '../src/queue/scheduler.js';
+import { jobInState, newJob, testDb } from './support/db.js';
+import { delay, waitFor } from './support/wait.js';
+
+const silent = pino({ level: 'silent' });
+const running: Scheduler[] = [];
+
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((scheduler) => scheduler.stop(0)));
+});
+
+function handler(perform: (context: AttemptContext) => Promise<void> | void): JobHandler & { released: number[] } {
+  const released: number[] = [];
+  return {
+    released,
+    perform: (context) => perform(context) as Promise<void>,
+    release: async (job: Job) => {
+      released.push(job.id);
+    },
+  };
+}
+
+function scheduler(repo: JobRepository, work: JobHandler, overrides: Partial<SchedulerOptions> = {}): Scheduler {
+  const created = createScheduler({
+    repo,
+    handler: work,
+    log: silent,
+    maxConcurrentJobs: 2,
+    jobTimeoutMs: 5_000,
+    retryBaseMs: 10,
+    retryMaxMs: 20,
+    ...overrides,
+  });
+  running.push(created);
+  return created;
+}
+
+const insert = (repo: JobRepository, fields = {}): Job => repo.insertJob(newJob({ runAt: Date.now(), ...fields }), Date.now()).job;
+
+describe('the scheduler', () => {
+  it('never runs more than MAX_CONCURRENT_JOBS attempts at once', async () => {
+    const { repo } = testDb();
+    let inFlight = 0;
+    let peak = 0;
+    const work = handler(async () => {
+      inFlight += 1;
+      peak = Math.max(peak, inFlight);
+      await delay(20);
+      inFlight -= 1;
+    });
+    for (let i = 0; i < 12; i++) insert(repo);
+    scheduler(repo, work, { maxConcurrentJobs: 3 }).start();
+    await waitFor(() => repo.countByStatus().succeeded === 12);
+    expect(peak).toBe(3);
+    expect(work.released).toHaveLength(12);
+  });
+
+  it('sleeps while idle and wakes at once when told of a new job', async () => {
+    const { repo } = testDb();
+    let claims = 0;
+    const counted: JobRepository = { ...repo, claimDue: (...args) => ((claims += 1), repo.claimDue(...args)) };
+    const s = scheduler(counted, handler(() => undefined));
+    s.start();
+    await delay(300);
+    expect(claims).toBe(1); // one look at start, then no polling
+    const job = insert(repo);
+    const before = Date.now();
+    s.notify();
+    await waitFor(() => repo.getJob(job.id)?.status === 'succeeded');
+    expect(Date.now() - before).toBeLessThan(1_000);
+    expect(claims).toBeLessThanOrEqual(3);
+  });
+
+  it('wakes by itself when a delayed job becomes due', async () => {
+    const { repo } = testDb();
+    const s = scheduler(repo, handler(() => undefined));
+    s.start();
+    await delay(20);
+    const job = insert(repo, { runAt: Date.now() + 200 });
+    s.notify();
+    await delay(100);
+    expect(repo.getJob(job.id)?.status).toBe('queued');
+    await waitFor(() => repo.getJob(job.id)?.status === 'succeeded', 2_000);
+    expect(repo.getJob(job.id)!.startedAt!).toBeGreaterThanOrEqual(job.runAt);
+  });
+
+  it('retries a transient failure with backoff and succeeds on a later attempt', async () => {
+    const { repo } = testDb();
+    const job = insert(repo);
+    const work = handler(({ ref }) => {
+      if (ref.attempt < 3) throw new TransientError('destination_5xx', `HTTP 500 on attempt ${ref.attempt}`);
+    });
+    scheduler(repo, work).start();
+    await waitFor(() => repo.getJob(job.id)?.status === 'succeeded');
+    const events = repo.listEvents(job.id);
+    expect(events.map((event) => event.kind)).toEqual(['started', 'retrying', 'started', 'retrying', 'started', 'succeeded']);
+    expect(events[1]?.error).toEqual({ code: 'destination_5xx', message: 'HTTP 500 on attempt 1' });
+    // The backoff kept each retry at least RETRY_BASE_MS after the failure.
+    expect(events[2]!.at - events[1]!.at).toBeGreaterThanOrEqual(10);
+    expect(repo.getJob(job.id)?.attempts).toBe(3);
+    expect(work.released).toEqual([job.id]);
+  });
+
+  it('fails at once on a permanent error, and after maxAttempts on transient ones', async () => {
+    const { repo } = testDb();
+    const permanent = insert(repo);
+    const transient = insert(repo, { maxAttempts: 2 });
+    const work = handler(({ job }) => {
+      throw job.id === permanent.id ? new PermanentError('image_corrupt', 'corrupt header') : new TransientError('network', 'reset');
+    });
+    scheduler(repo, work).start();
+    await waitFor(() => repo.countByStatus().failed === 2);
+    expect(repo.getJob(permanent.id)).toMatchObject({ attempts: 1, lastError: { code: 'image_corrupt' } });
+    expect(repo.getJob(transient.id)).toMatchObject({ attempts: 2, lastError: { code: 'network' } });
+    expect(work.released.sort()).toEqual([permanent.id, transient.id].sort());
+  });
+
+  it('survives work that throws synchronously, rejects, throws a non-Error or never settles', async () => {
+    const { repo } = testDb();
+    const kinds = ['sync', 'reject', 'string', 'undefined', 'hang', 'fine'] as const;
+    const jobs = new Map(kinds.map((kind) => [insert(repo, { maxAttempts: 1, options: { kind } }).id, kind]));
+    const work: JobHandler = {
+      perform(context: AttemptContext): Promise<void> {
+        switch (context.job.options.kind) {
+          case 'sync':
+            throw new Error('thrown synchronously');
+          case 'reject':
+            return Promise.reject(new Error('rejected'));
+          case 'string':
+            return Promise.reject('a bare string');
+          case 'undefined':
+            return Promise.reject(undefined);
+          case 'hang':
+            return new Promise(() => undefined);
+          default:
+            return Promise.resolve();
+        }
+      },
+      release: async () => undefined,
+    };
+    scheduler(repo, work, { jobTimeoutMs: 200 }).start();
+    await waitFor(() => repo.countByStatus().queued + repo.countByStatus().running === 0, 5_000);
+    const outcome = (id: number) => repo.getJob(id)?.lastError?.code ?? repo.getJob(id)?.status;
+    const byKind = Object.fromEntries([...jobs].map(([id, kind]) => [kind, outcome(id)]));
+    expect(byKind).toEqual({
+      sync: 'internal_error',
+      reject: 'internal_error',
+      string: 'non_error_thrown',
+      undefined: 'non_error_thrown',
+      hang: 'attempt_timeout',
+      fine: 'succeeded',
+    });
+  });
+
+  it('aborts the attempt\'s signal on timeout so well-behaved work stops', async () => {
+    const { repo } = testDb();
+    const job = insert(repo, { maxAttempts: 1 });
+    let reason: unknown;
+    const work = handler(({ signal }) => new Promise<void>((_, reject) => {
+      signal.addEventListener('abort', () => {
+        reason = signal.reason;
+        reject(signal.reason as Error);
+      });
+    }));
+    scheduler(repo, work, { jobTimeoutMs: 100 }).start();
+    await waitFor(() => repo.getJob(job.id)?.status === 'failed');
+    expect((reason as Error).message).toMatch(/did not finish within 100 ms/);
+  });
+
+  it('renews the lease while an attempt runs, and aborts the attempt once the lease is taken away', async () => {
+    const { db, repo } = testDb();
+    const job = insert(repo);
+    let aborted = false;
+    const work = handler(({ signal }) => new Promise<void>((_, reject) => {
+      signal.addEventListener('abort', () => {
+        aborted = true;
+        reject(signal.reason as Error);
+      });
+    }));
+    scheduler(repo, work, { leaseMs: 300, heartbeatMs: 50 }).start();
+    const first = await waitFor(() => { const current = repo.getJob(job.id); return current?.status === 'running' ? current : null; });
+    await delay(200);
+    expect(repo.getJob(job.id)!.leaseExpiresAt!).toBeGreaterThan(first.leaseExpiresAt!);
+    // Another process takes the job over (as if our lease had expired).
+    db.prepare(`UPDATE jobs SET lease_owner = 'thief', lease_expires_at = ? WHERE id = ?`).run(Date.now() + 60_000, job.id);
+    await waitFor(() => aborted, 2_000);
+    await delay(50);
+    expect(repo.getJob(job.id)).toMatchObject({ status: 'running', leaseOwner: 'thief', attempts: 1 });
+    expect(work.released).toEqual([]);
+  });
+
+  it('lets in-flight attempts finish within the grace period on stop', async () => {
+    const { repo } = testDb();
+    const job = insert(repo);
+    const s = scheduler(repo, handler(() => delay(100)));
+    s.start();
+    await waitFor(() => s.running === 1);
+    expect(await s.stop(2_000)).toEqual({ finished: 1, returned: 0 });
+    expect(repo.getJob(job.id)?.status).toBe('succeeded');
+  });
+
+  it('puts back attempts still running after the grace period without counting them', async () => {
+    const { repo } = testDb();
+    const job = insert(repo);
+    const other = insert(repo, { runAt: Date.now() + 60_000 });
+    const s = scheduler(repo, handler(({ signal }) => new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error)))));
+    s.start();
+    await waitFor(() => s.running === 1);
+    expect(await s.stop(50)).toEqual({ finished: 0, returned: 1 });
+    expect(repo.getJob(job.id)).toMatchObject({ status: 'queued', attempts: 0, leaseOwner: null });
+    expect(repo.listEvents(job.id).map((event) => event.kind)).toEqual(['started', 'returned']);
+    expect(repo.getJob(other.id)?.status).toBe('queued');
+  });
+
+  it('requeues at start the jobs a dead local process left running, not those of a live or remote owner', async () => {
+    const { db, repo } = testDb();
+    const host = os.hostname();
+    const dead = jobInState(db, repo, 'running', { leaseOwner: `${host}:2147483646:dead` });
+    const live = jobInState(db, repo, 'running', { leaseOwner: `${host}:1:init` });
+    const remote = jobInState(db, repo, 'running', { leaseOwner: 'another-host:123:abcd' });
+    const seen: number[] = [];
+    scheduler(repo, handler(({ job }) => void seen.push(job.id))).start();
+    await waitFor(() => repo.getJob(dead.id)?.status === 'succeeded');
+    expect(seen).toEqual([dead.id]);
+    expect(repo.getJob(dead.id)?.attempts).toBe(2);
+    expect(repo.getJob(live.id)?.status).toBe('running');
+    expect(repo.getJob(remote.id)?.status).toBe('running');
+  });
+
+  it('rescues jobs whose lease expired while it runs', async () => {
+    const { db, repo } = testDb();
+    const orphan = jobInState(db, repo, 'running', { leaseOwner: 'another-host:1:x', leaseExpiresAt: Date.now() + 150 });
+    scheduler(repo, handler(() => undefined), { heartbeatMs: 50 }).start();
+    await waitFor(() => repo.getJob(orphan.id)?.status === 'succeeded', 3_000);
+    expect(repo.listEvents(orphan.id).map((event) => event.kind)).toEqual(['lost', 'started', 'succeeded']);
+  });
+
+  it('runs each job once when two schedulers share one database file', async () => {
+    const { file, repo } = testDb();
+    const { openDatabase } = await import('../src/db/open.js');
+    const { createJobRepository } = await import('../src/db/jobRepository.js');
+    const second = openDatabase(file, { synchronous: 'NORMAL' });
+    const runs = new Map<number, number>();
+    const work = handler(async ({ job }) => {
+      runs.set(job.id, (runs.get(job.id) ?? 0) + 1);
+      await delay(1);
+    });
+    for (let i = 0; i < 100; i++) insert(repo);
+    scheduler(repo, work).start();
+    scheduler(createJobRepository(second), work).start();
+    await waitFor(() => repo.countByStatus().succeeded === 100);
+    expect(runs.size).toBe(100);
+    expect([...runs.values()].every((count) => count === 1)).toBe(true);
+    await Promise.all(running.splice(0).map((s) => s.stop(0)));
+    second.close();
+  });
+
+  it('cancels a running attempt: aborts it, records nothing more, releases the job', async () => {
+    const { repo } = testDb();
+    const job = insert(repo);
+    let reason: unknown;
+    const work = handler(({ signal }) => new Promise((_, reject) => signal.addEventListener('abort', () => {
+      reason = signal.reason;
+      reject(signal.reason as Error);
+    })));
+    const s = scheduler(repo, work);
+    s.start();
+    await waitFor(() => s.running === 1);
+    expect(await s.cancel(job.id)).toMatchObject({ cancelled: true, job: { status: 'cancelled' } });
+    await waitFor(() => s.running === 0);
+    expect((reason as Error).name).toBe('CancelAbort');
+    expect(repo.getJob(job.id)).toMatchObject({ status: 'cancelled', lastError: { code: 'cancelled' } });
+    expect(work.released).toContain(job.id);
+    expect(await s.cancel(job.id)).toMatchObject({ cancelled: false });
+    expect(await s.cancel(12345)).toBeNull();
+  });
+});
