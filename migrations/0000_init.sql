@@ -1,5 +1,5 @@
 CREATE TABLE `job_events` (
-	`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL,
+	`id` integer PRIMARY KEY NOT NULL,
 	`job_id` integer NOT NULL,
 	`attempt` integer NOT NULL,
 	`kind` text NOT NULL,
@@ -59,7 +59,7 @@ CREATE TABLE `jobs` (
 );
 --> statement-breakpoint
 CREATE INDEX `jobs_claim_idx` ON `jobs` ("priority" DESC,`run_at`,`id`) WHERE status = 'queued';--> statement-breakpoint
+CREATE INDEX `jobs_due_idx` ON `jobs` (`run_at`) WHERE status = 'queued';--> statement-breakpoint
 CREATE INDEX `jobs_lease_idx` ON `jobs` (`lease_expires_at`) WHERE status = 'running';--> statement-breakpoint
 CREATE INDEX `jobs_finished_idx` ON `jobs` (`finished_at`) WHERE status IN ('succeeded', 'failed', 'cancelled');--> statement-breakpoint
-CREATE INDEX `jobs_status_id_idx` ON `jobs` (`status`,`id`);--> statement-breakpoint
-CREATE UNIQUE INDEX `jobs_idempotency_key_idx` ON `jobs` (`idempotency_key`);
+CREATE UNIQUE INDEX `jobs_idempotency_key_idx` ON `jobs` (`idempotency_key`) WHERE idempotency_key IS NOT NULL;

@@ -220,3 +220,19 @@ describe('listJobs', () => {
     expect(repo.listJobs({ limit: 10, status: 'failed' }).map((job) => job.id)).toEqual([failed.id]);
   });
 });
+
+describe('query plans', () => {
+  it('serve the claim, the next due time, idempotency, listing and the live count from indexes, without sorting', () => {
+    const { repo } = testDb();
+    const plan = (name: Parameters<typeof repo.queryPlan>[0]) => repo.queryPlan(name).join(' | ');
+    expect(plan('claimDue')).toContain('USING COVERING INDEX jobs_claim_idx');
+    expect(plan('nextRunAt')).toContain('USING COVERING INDEX jobs_due_idx');
+    expect(plan('byIdempotencyKey')).toContain('USING INDEX jobs_idempotency_key_idx');
+    expect(plan('list')).toContain('USING INTEGER PRIMARY KEY');
+    expect(plan('listByStatus')).toContain('USING INTEGER PRIMARY KEY');
+    expect(plan('liveCount')).toMatch(/COVERING INDEX jobs_(due|claim)_idx.*COVERING INDEX jobs_lease_idx/);
+    for (const name of ['claimDue', 'nextRunAt', 'list', 'listByStatus'] as const) {
+      expect(plan(name), name).not.toContain('TEMP B-TREE');
+    }
+  });
+});

@@ -246,11 +246,12 @@ export function createJobRepository(db: Database.Database) {
     // The job a previous submission stored under an idempotency key.
     byIdempotencyKey: db.prepare<[string], JobSqlRow>(`SELECT * FROM jobs WHERE idempotency_key = ?`),
     // Claim up to n due jobs in one statement: highest priority first, then oldest run_at.
+    // INDEXED BY: without statistics the planner would take jobs_status_id_idx and sort every queued job.
     claimDue: db.prepare<{ owner: string; now: number; expires: number; limit: number }, JobSqlRow>(
       `UPDATE jobs
           SET status = 'running', attempts = attempts + 1, lease_owner = @owner, lease_expires_at = @expires,
               started_at = @now, updated_at = @now
-        WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND run_at <= @now
+        WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_claim_idx WHERE status = 'queued' AND run_at <= @now
                      ORDER BY priority DESC, run_at, id LIMIT @limit)
         RETURNING *`,
     ),
@@ -334,15 +335,23 @@ export function createJobRepository(db: Database.Database) {
     images: db.prepare<[number], ImageSqlRow>(`SELECT * FROM job_images WHERE job_id = ? ORDER BY idx`),
     // A job's attempt history, oldest first.
     events: db.prepare<[number], EventSqlRow>(`SELECT * FROM job_events WHERE job_id = ? ORDER BY id`),
-    // Newest first, keyset-paginated by id; optional status filter.
-    list: db.prepare<{ status: string | null; beforeId: number; limit: number }, JobSqlRow>(
-      `SELECT * FROM jobs WHERE (@status IS NULL OR status = @status) AND id < @beforeId ORDER BY id DESC LIMIT @limit`,
+    // Newest first, keyset-paginated by id.
+    list: db.prepare<{ beforeId: number; limit: number }, JobSqlRow>(
+      `SELECT * FROM jobs WHERE id < @beforeId ORDER BY id DESC LIMIT @limit`,
+    ),
+    // Newest first in one status, keyset-paginated by id.
+    listByStatus: db.prepare<{ status: string; beforeId: number; limit: number }, JobSqlRow>(
+      `SELECT * FROM jobs WHERE status = @status AND id < @beforeId ORDER BY id DESC LIMIT @limit`,
     ),
     countByStatus: db.prepare<[], { status: JobStatus; n: number }>(`SELECT status, count(*) AS n FROM jobs GROUP BY status`),
-    // Jobs waiting or running: the figure MAX_QUEUED_JOBS bounds.
-    liveCount: db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM jobs WHERE status IN ('queued', 'running')`),
-    // When the scheduler must next look for due work.
-    nextRunAt: db.prepare<[], { run_at: number | null }>(`SELECT min(run_at) AS run_at FROM jobs WHERE status = 'queued'`),
+    // Jobs waiting or running: the figure MAX_QUEUED_JOBS bounds (each count reads a partial index).
+    liveCount: db.prepare<[], { n: number }>(
+      `SELECT (SELECT count(*) FROM jobs WHERE status = 'queued') + (SELECT count(*) FROM jobs WHERE status = 'running') AS n`,
+    ),
+    // When the scheduler must next look for due work (INDEXED BY: as for the claim).
+    nextRunAt: db.prepare<[], { run_at: number }>(
+      `SELECT run_at FROM jobs INDEXED BY jobs_due_idx WHERE status = 'queued' ORDER BY run_at LIMIT 1`,
+    ),
     // Images of queued or running jobs, and of retained succeeded jobs.
     imageCounts: db.prepare<[], { pending: number; completed: number }>(
       `SELECT coalesce(sum(j.status IN ('queued', 'running')), 0) AS pending,
@@ -353,6 +362,8 @@ export function createJobRepository(db: Database.Database) {
     liveInputKeys: db.prepare<[], { input_key: string }>(
       `SELECT input_key FROM jobs WHERE status IN ('queued', 'running') AND input_key IS NOT NULL`,
     ),
+    // Which of the given ids still name a job (the sweeper's test for orphaned result folders).
+    existingJobIds: db.prepare<[string], { id: number }>(`SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?))`),
     // Terminal jobs finished before a cut-off.
     pruneExpired: db.prepare<[number], { id: number }>(
       `DELETE FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND finished_at < ? RETURNING id`,
@@ -401,6 +412,10 @@ export function createJobRepository(db: Database.Database) {
       if (changed) recordEvent(ref, kind, now, error);
       return changed;
     },
+  );
+
+  const completeManyTx = db.transaction((refs: readonly AttemptRef[], now: number): boolean[] =>
+    refs.map((ref) => endAttemptTx(ref, sql.complete, {}, EventKind.succeeded, now, null)),
   );
 
   const requeueLostTx = db.transaction((now: number, deadOwners: readonly string[]): number => {
@@ -455,6 +470,11 @@ export function createJobRepository(db: Database.Database) {
       return endAttemptTx.immediate(ref, sql.complete, {}, EventKind.succeeded, now, null);
     },
 
+    /** `completeAttempt` for several attempts in one transaction: one commit instead of one each. */
+    completeAttempts(refs: readonly AttemptRef[], now: number): boolean[] {
+      return completeManyTx.immediate(refs, now);
+    },
+
     /**
      * running → queued at `retryAt`, or → failed when `retryAt` is null. The
      * choice is the retry policy's (`decideRetry`); this only applies it.
@@ -507,6 +527,12 @@ export function createJobRepository(db: Database.Database) {
       );
     },
 
+    /** The job stored under an idempotency key, if any. */
+    findByIdempotencyKey(key: string): Job | null {
+      const row = sql.byIdempotencyKey.get(key);
+      return row ? toJob(row) : null;
+    },
+
     getJob(id: number): Job | null {
       const row = sql.getJob.get(id);
       return row ? toJob(row) : null;
@@ -521,9 +547,9 @@ export function createJobRepository(db: Database.Database) {
     },
 
     listJobs(query: ListQuery): Job[] {
-      return sql.list
-        .all({ status: query.status ?? null, beforeId: query.beforeId ?? Number.MAX_SAFE_INTEGER, limit: query.limit })
-        .map(toJob);
+      const page = { beforeId: query.beforeId ?? Number.MAX_SAFE_INTEGER, limit: query.limit };
+      const rows = query.status === undefined ? sql.list.all(page) : sql.listByStatus.all({ ...page, status: query.status });
+      return rows.map(toJob);
     },
 
     countByStatus(): Record<JobStatus, number> {
@@ -550,6 +576,12 @@ export function createJobRepository(db: Database.Database) {
       return new Set(sql.liveInputKeys.all().map((row) => row.input_key));
     },
 
+    /** Which of `ids` still name a job. */
+    existingJobIds(ids: readonly number[]): Set<number> {
+      if (ids.length === 0) return new Set();
+      return new Set(sql.existingJobIds.all(JSON.stringify(ids)).map((row) => row.id));
+    },
+
     /**
      * Deletes terminal jobs finished before `olderThan`, then all but the
      * newest `keep` terminal jobs; images and events go with them (cascade).
@@ -557,6 +589,19 @@ export function createJobRepository(db: Database.Database) {
      */
     pruneTerminal(olderThan: number, keep: number): number[] {
       return pruneTx.immediate(olderThan, keep);
+    },
+
+    /**
+     * SQLite's plan for one of the statements above (EXPLAIN QUERY PLAN), so
+     * a test can hold the hot queries to their indexes.
+     */
+    queryPlan(statement: keyof typeof sql): string[] {
+      const { source } = sql[statement];
+      const names = [...new Set(source.match(/@\w+/g) ?? [])].map((name) => name.slice(1));
+      const positional = (source.match(/\?/g) ?? []).map(() => null);
+      const explain = db.prepare<unknown[], { detail: string }>(`EXPLAIN QUERY PLAN ${source}`);
+      const rows = names.length > 0 ? explain.all(Object.fromEntries(names.map((name) => [name, null]))) : explain.all(...positional);
+      return rows.map((row) => row.detail);
     },
 
     /** Truncates the WAL back to empty when no reader holds it. */

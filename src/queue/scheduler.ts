@@ -36,6 +36,23 @@ export interface SchedulerOptions extends RetrySettings {
   readonly heartbeatMs?: number;
   readonly now?: () => number;
   readonly random?: () => number;
+  /** Told of every attempt's end, after its outcome is written (metrics). */
+  readonly onAttemptEnd?: (end: AttemptEnd) => void;
+}
+
+/**
+ * How an attempt ended: the job's new state, `returned` (shutdown, not
+ * counted), `cancelled`, or `superseded` when the attempt no longer held its
+ * job (lease lost, or its writes were refused).
+ */
+export type AttemptOutcome = 'succeeded' | 'retrying' | 'failed' | 'returned' | 'cancelled' | 'superseded';
+
+export interface AttemptEnd {
+  readonly job: Job;
+  readonly attempt: number;
+  readonly outcome: AttemptOutcome;
+  readonly errorCode: string | null;
+  readonly durationMs: number;
 }
 
 /** Why an attempt was stopped from outside, when it was not the work's own doing. */
@@ -219,25 +236,63 @@ export function createScheduler(options: SchedulerOptions) {
   async function finish(job: Job, ref: AttemptRef, ok: boolean, thrown: unknown, durationMs: number): Promise<void> {
     const at = now();
     let ended = false;
+    let outcome: AttemptOutcome = 'superseded';
+    let errorCode: string | null = null;
     if (ok) {
-      ended = repo.completeAttempt(ref, at);
-      if (ended) log.info({ jobId: job.id, attempt: ref.attempt, durationMs }, 'job succeeded');
+      ended = await completions.complete(ref);
+      if (ended) {
+        outcome = 'succeeded';
+        log.info({ jobId: job.id, attempt: ref.attempt, durationMs }, 'job succeeded');
+      }
     } else if (thrown instanceof ShutdownAbort) {
-      if (repo.returnAttempt(ref, at)) log.info({ jobId: job.id, attempt: ref.attempt }, 'attempt returned to the queue');
-    } else if (!(thrown instanceof CancelAbort || thrown instanceof LeaseLostAbort)) {
+      if (repo.returnAttempt(ref, at)) {
+        outcome = 'returned';
+        log.info({ jobId: job.id, attempt: ref.attempt }, 'attempt returned to the queue');
+      }
+    } else if (thrown instanceof CancelAbort) {
+      outcome = 'cancelled';
+    } else if (!(thrown instanceof LeaseLostAbort)) {
       const failure = classifyError(thrown);
       const retryAt = decideRetry(failure, job, at, options, options.random);
-      const outcome = repo.failAttempt(ref, failure, retryAt, at);
-      if (outcome !== null) {
-        log.warn({ jobId: job.id, attempt: ref.attempt, code: failure.code, err: failure.message, retryAt, durationMs }, `job ${outcome}`);
+      const written = repo.failAttempt(ref, failure, retryAt, at);
+      if (written !== null) {
+        outcome = written;
+        errorCode = failure.code;
+        log.warn({ jobId: job.id, attempt: ref.attempt, code: failure.code, err: failure.message, retryAt, durationMs }, `job ${written}`);
       }
-      ended = outcome === 'failed';
+      ended = written === 'failed';
     }
+    options.onAttemptEnd?.({ job, attempt: ref.attempt, outcome, errorCode, durationMs });
     // Whatever this attempt could or could not write, a job that has ended
     // (here, by a cancel, or elsewhere) gives its files back.
     const current = ended ? null : repo.getJob(job.id);
     if (ended || (current !== null && isTerminal(current.status))) await handler.release(current ?? job);
   }
+
+  /**
+   * Attempts that succeed in the same turn of the event loop are written in
+   * one transaction: under load this halves the commits per job.
+   */
+  const completions = (() => {
+    let pending: { ref: AttemptRef; resolve: (ended: boolean) => void; reject: (error: unknown) => void }[] = [];
+    const flush = (): void => {
+      const batch = pending;
+      pending = [];
+      try {
+        const ended = repo.completeAttempts(batch.map((entry) => entry.ref), now());
+        batch.forEach((entry, i) => entry.resolve(ended[i] ?? false));
+      } catch (error) {
+        for (const entry of batch) entry.reject(error);
+      }
+    };
+    return {
+      complete: (ref: AttemptRef): Promise<boolean> =>
+        new Promise((resolve, reject) => {
+          if (pending.length === 0) setImmediate(flush);
+          pending.push({ ref, resolve, reject });
+        }),
+    };
+  })();
 
   function renewLeases(): void {
     try {
