@@ -2,15 +2,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type Database from 'better-sqlite3';
-import { afterEach } from 'vitest';
+import { onTestFinished } from 'vitest';
 import { createJobRepository, type Job, type JobRepository, type NewJob } from '../../src/db/jobRepository.js';
 import { openDatabase } from '../../src/db/open.js';
 import type { JobStatus } from '../../src/db/states.js';
 
-/** A fresh folder under the system temp dir, removed after the test. */
+/** A fresh folder under the system temp dir, removed when the test finishes. */
 export function tempDir(prefix = 'image-jobs-'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+  onTestFinished(() => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
 
@@ -26,7 +26,7 @@ export function testDb(): TestDb {
   const dir = tempDir();
   const file = path.join(dir, 'jobs.db');
   const db = openDatabase(file, { synchronous: 'NORMAL' });
-  afterEach(() => {
+  onTestFinished(() => {
     if (db.open) db.close();
   });
   return { dir, file, db, repo: createJobRepository(db) };

@@ -1,0 +1,95 @@
+import { fileTypeFromFile } from 'file-type';
+import { sharpDetail } from './conversionErrors.js';
+import { readHeader } from './header.js';
+
+/** The raster formats the service accepts: what sharp's prebuilt libvips decodes. */
+export type ProbedFormat = 'jpeg' | 'png' | 'gif' | 'webp' | 'avif' | 'heif' | 'tiff';
+
+export interface ProbedImage {
+  readonly format: ProbedFormat;
+  /** Width of one frame as displayed (EXIF orientation applied). */
+  readonly width: number;
+  /** Height of one frame (the page height of an animation), as displayed. */
+  readonly height: number;
+  readonly pages: number;
+}
+
+/** An upload the service will not take; `status` and `code` are what the API answers. */
+export class ImageRefusedError extends Error {
+  constructor(
+    readonly status: 415 | 422,
+    readonly code: 'unsupported_media_type' | 'image_too_large' | 'image_corrupt',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ImageRefusedError';
+  }
+}
+
+/** file-type's extension → the format we record, for the formats we accept. */
+const acceptedSniffs: Readonly<Record<string, ProbedFormat>> = {
+  jpg: 'jpeg',
+  png: 'png',
+  // Animated PNG: libvips reads its first frame, which is a plain PNG.
+  apng: 'png',
+  gif: 'gif',
+  webp: 'webp',
+  avif: 'avif',
+  heic: 'heif',
+  tif: 'tiff',
+};
+
+/** What sharp must call the container for each sniffed format: the two must agree. */
+const sharpFormatOf: Readonly<Record<ProbedFormat, string>> = {
+  jpeg: 'jpeg',
+  png: 'png',
+  gif: 'gif',
+  webp: 'webp',
+  avif: 'heif',
+  heif: 'heif',
+  tiff: 'tiff',
+};
+
+const ACCEPTED_LIST = 'JPEG, PNG, GIF, WebP, AVIF or TIFF';
+
+/**
+ * Decides whether an uploaded file is an image the service converts, from
+ * its bytes alone (never the client's content type or name): the format is
+ * sniffed from the first bytes, then the header is read without decoding a
+ * pixel to get the size and refuse pixel bombs. Throws `ImageRefusedError`:
+ * 415 for anything that is not an accepted raster format (SVG, PDF, HEVC
+ * HEIC, text…), 422 when the header is unreadable or the frames hold more
+ * than `maxInputPixels` pixels in total.
+ */
+export async function probeImage(file: string, maxInputPixels: number): Promise<ProbedImage> {
+  const sniffed = await fileTypeFromFile(file);
+  const format = sniffed === undefined ? undefined : acceptedSniffs[sniffed.ext];
+  if (format === undefined) {
+    const what = sniffed === undefined ? 'not a recognised image' : sniffed.mime;
+    throw new ImageRefusedError(415, 'unsupported_media_type', `the file is ${what}; send ${ACCEPTED_LIST}`);
+  }
+
+  let header;
+  try {
+    header = await readHeader(file);
+  } catch (error) {
+    throw new ImageRefusedError(422, 'image_corrupt', `the ${format} header cannot be read (${sharpDetail(error, file)}); the file is damaged or incomplete`);
+  }
+  if (header.format !== sharpFormatOf[format]) {
+    throw new ImageRefusedError(415, 'unsupported_media_type', `the file looks like ${format} but decodes as ${header.format}; send ${ACCEPTED_LIST}`);
+  }
+  if (header.format === 'heif' && header.compression !== 'av1') {
+    throw new ImageRefusedError(415, 'unsupported_media_type', `HEIF images compressed with ${header.compression ?? 'an unknown codec'} are not supported; send AVIF or JPEG`);
+  }
+
+  const pixels = header.width * header.height * header.pages;
+  if (pixels > maxInputPixels) {
+    const frames = header.pages > 1 ? ` x ${header.pages} frames` : '';
+    throw new ImageRefusedError(
+      422,
+      'image_too_large',
+      `${header.width}x${header.height}${frames} is ${pixels} pixels, above the limit of ${maxInputPixels}; send a smaller image`,
+    );
+  }
+  return { format, width: header.width, height: header.height, pages: header.pages };
+}

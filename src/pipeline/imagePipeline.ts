@@ -1,0 +1,115 @@
+import fsp from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { AttemptRef, Job, JobImage, JobRepository } from '../db/jobRepository.js';
+import { ImageStatus } from '../db/states.js';
+import { createDestinations } from '../destination/index.js';
+import { createConverter } from '../image/convert.js';
+import { outputFormatInfo } from '../image/outputFormat.js';
+import { configureSharp } from '../image/sharpSettings.js';
+import { PermanentError, TransientError } from '../queue/errors.js';
+import type { AttemptContext, JobHandler } from '../queue/scheduler.js';
+import type { Semaphore } from '../queue/semaphore.js';
+import type { TempStore } from '../storage/tempStore.js';
+import { readJobSpec, type JobSpec } from './jobSpec.js';
+
+export interface ImagePipelineDeps {
+  readonly config: Config;
+  readonly repo: JobRepository;
+  readonly tempStore: TempStore;
+  readonly log: Logger;
+  /** The one semaphore bounding conversions in flight across all jobs; created once by the caller. */
+  readonly conversions: Semaphore;
+}
+
+/** One attempt's fixed facts, handed to each image. */
+interface AttemptScope {
+  readonly job: Job;
+  readonly ref: AttemptRef;
+  readonly spec: JobSpec;
+  /** Epoch ms when the attempt's time runs out. */
+  readonly deadline: number;
+}
+
+/**
+ * The scheduler's work for image jobs: each attempt converts the images not
+ * yet delivered, batch by batch (IMAGE_BATCH_SIZE at a time), and sends each
+ * to its destination. An image's temp files go as soon as it is delivered and
+ * recorded; a retry starts from the images still pending, whose inputs are
+ * kept until the job ends (then `release` removes the job's folder).
+ */
+export function createImagePipeline(deps: ImagePipelineDeps): JobHandler {
+  const { config, repo, tempStore, log } = deps;
+  log.info({ sharp: configureSharp(), convertConcurrency: deps.conversions.limit }, 'image pipeline ready');
+  const converter = createConverter({
+    webpQuality: config.webpQuality,
+    webpEffort: config.webpEffort,
+    maxInputPixels: config.maxInputPixels,
+    conversions: deps.conversions,
+  });
+  const destinations = createDestinations({ outputDir: config.outputDir, uploadAllowedHosts: config.uploadAllowedHosts, log });
+
+  /** Converts, delivers and records one image, then frees its temp files. */
+  async function processImage(scope: AttemptScope, image: JobImage, signal: AbortSignal): Promise<void> {
+    const { job, ref, spec } = scope;
+    const { index } = image;
+    const input = tempStore.inputPath(spec.inputKey, index);
+    const output = tempStore.outputPath(spec.inputKey, index, outputFormatInfo[spec.options.format].extension);
+    try {
+      await fsp.access(input);
+    } catch {
+      throw new PermanentError('input_missing', `image ${index}'s input file is gone from the temp store; submit the job again`);
+    }
+    try {
+      const startedAt = Date.now();
+      const converted = await converter.convert({ input, output, index, options: spec.options, signal, deadline: scope.deadline });
+      log.debug(
+        { jobId: job.id, index, format: converted.format, width: converted.width, height: converted.height, pages: converted.pages,
+          bytes: converted.bytes, scaledToFit: converted.scaledToFit, ms: Date.now() - startedAt },
+        'image converted',
+      );
+      const location = await destinations.deliver(spec.destination, { jobId: job.id, index, file: output, format: converted.format, signal });
+      const delivered = {
+        outputFormat: converted.format, outputWidth: converted.width, outputHeight: converted.height,
+        outputBytes: converted.bytes, scaledToFit: converted.scaledToFit, location,
+      };
+      if (!repo.recordDelivered(ref, index, delivered, Date.now())) {
+        // The guarded write found another owner (cancelled, lease lost): nothing more is ours to do.
+        throw new TransientError('attempt_superseded', `job ${job.id} is no longer held by attempt ${ref.attempt}; stopping`);
+      }
+      await fsp.rm(input, { force: true });
+    } finally {
+      await fsp.rm(output, { force: true });
+    }
+  }
+
+  /**
+   * Runs one batch side by side. The first failure stops the batch's other
+   * images (their conversions are abandoned, see the converter) and is the
+   * one reported, once every image has settled.
+   */
+  async function processBatch(scope: AttemptScope, batch: readonly JobImage[], attemptSignal: AbortSignal): Promise<void> {
+    const stop = new AbortController();
+    const signal = AbortSignal.any([attemptSignal, stop.signal]);
+    // Aborting an aborted controller changes nothing: its reason stays the first failure.
+    await Promise.all(batch.map((image) => processImage(scope, image, signal).catch((error: unknown) => stop.abort(error))));
+    attemptSignal.throwIfAborted();
+    stop.signal.throwIfAborted();
+  }
+
+  return {
+    async perform({ job, ref, signal }: AttemptContext): Promise<void> {
+      const deadline = Date.now() + config.jobTimeoutMs;
+      const pending = repo.listImages(job.id).filter((image) => image.status !== ImageStatus.delivered);
+      if (pending.length === 0) return;
+      const scope: AttemptScope = { job, ref, spec: readJobSpec(job), deadline };
+      for (let start = 0; start < pending.length; start += config.imageBatchSize) {
+        await processBatch(scope, pending.slice(start, start + config.imageBatchSize), signal);
+      }
+    },
+
+    async release(job: Job): Promise<void> {
+      if (job.inputKey !== null) await tempStore.remove(job.inputKey);
+    },
+  };
+}

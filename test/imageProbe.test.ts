@@ -1,0 +1,114 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ImageRefusedError, probeImage } from '../src/image/probe.js';
+import {
+  alphaPng, animatedGif, animatedWebp, cmykJpeg, corruptHeaderJpeg, exifRotatedJpeg, gradientJpeg, gradientPng, hugeScreenGif,
+  pixelBombPng, sixteenBitPng, truncated,
+} from './support/images.js';
+
+const LIMIT = 50_000_000;
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'image-probe-'));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function write(name: string, bytes: Buffer | string): string {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, bytes);
+  return file;
+}
+
+async function refusal(file: string, limit = LIMIT): Promise<ImageRefusedError> {
+  const error = await probeImage(file, limit).then(
+    () => null,
+    (thrown: unknown) => thrown,
+  );
+  expect(error).toBeInstanceOf(ImageRefusedError);
+  return error as ImageRefusedError;
+}
+
+describe('probeImage', () => {
+  it('reads format, size and pages of every accepted raster format from the header', async () => {
+    const tiff = await sharp({ create: { width: 30, height: 20, channels: 3, background: '#123456' } }).tiff().toBuffer();
+    const avif = await sharp({ create: { width: 30, height: 20, channels: 3, background: '#123456' } }).avif().toBuffer();
+    const cases: [string, Buffer, object][] = [
+      ['a.jpg', await gradientJpeg(40, 30), { format: 'jpeg', width: 40, height: 30, pages: 1 }],
+      ['a.png', await gradientPng(40, 30), { format: 'png', width: 40, height: 30, pages: 1 }],
+      ['a.gif', await animatedGif(16, 12, 4), { format: 'gif', width: 16, height: 12, pages: 4 }],
+      ['a.webp', await animatedWebp(16, 12, 3), { format: 'webp', width: 16, height: 12, pages: 3 }],
+      ['a.avif', avif, { format: 'avif', width: 30, height: 20, pages: 1 }],
+      ['a.tiff', tiff, { format: 'tiff', width: 30, height: 20, pages: 1 }],
+      ['cmyk.jpg', await cmykJpeg(40, 30), { format: 'jpeg', width: 40, height: 30, pages: 1 }],
+      ['16.png', await sixteenBitPng(40, 30), { format: 'png', width: 40, height: 30, pages: 1 }],
+      ['alpha.png', await alphaPng(40, 30), { format: 'png', width: 40, height: 30, pages: 1 }],
+    ];
+    for (const [name, bytes, expected] of cases) expect(await probeImage(write(name, bytes), LIMIT), name).toEqual(expected);
+  });
+
+  it('reports the displayed size of an EXIF-rotated photo', async () => {
+    expect(await probeImage(write('rotated.jpg', await exifRotatedJpeg(40, 20, 6)), LIMIT)).toMatchObject({ width: 20, height: 40 });
+  });
+
+  it('sniffs the format from the bytes, whatever the file is called', async () => {
+    expect(await probeImage(write('photo.gif', await gradientPng(10, 10)), LIMIT)).toMatchObject({ format: 'png' });
+  });
+
+  it('answers 415 unsupported_media_type for non-images and formats it does not convert', async () => {
+    const svg = '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>';
+    const pdf = '%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n';
+    const bmp = await sharp({ create: { width: 4, height: 4, channels: 3, background: '#000' } }).raw().toBuffer();
+    const samples: [string, Buffer | string][] = [
+      ['empty', Buffer.alloc(0)],
+      ['text', 'hello, this is not an image\n'],
+      ['html', '<!doctype html><html><body><img src=x></body></html>'],
+      ['svg', svg],
+      ['pdf', pdf],
+      ['raw pixels', bmp],
+      ['random', Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) % 251))],
+    ];
+    for (const [name, bytes] of samples) {
+      const error = await refusal(write(name, bytes));
+      expect({ name, status: error.status, code: error.code }).toEqual({ name, status: 415, code: 'unsupported_media_type' });
+    }
+  });
+
+  it('answers 422 image_corrupt when the header cannot be read', async () => {
+    for (const [name, bytes] of [
+      ['magic-garbage.jpg', corruptHeaderJpeg()],
+      ['cut-in-ihdr.png', (await gradientPng(64, 64)).subarray(0, 24)],
+      ['cut.webp', truncated(await animatedWebp(16, 16, 2), 0.5)],
+    ] as const) {
+      const error = await refusal(write(name, bytes));
+      expect({ name, status: error.status, code: error.code }).toEqual({ name, status: 422, code: 'image_corrupt' });
+    }
+  });
+
+  it('answers 422 image_too_large for a pixel bomb, from its header alone', async () => {
+    const bomb = pixelBombPng(50_000, 50_000);
+    expect(bomb.length).toBeLessThan(100);
+    const started = Date.now();
+    const error = await refusal(write('bomb.png', bomb));
+    expect(error).toMatchObject({ status: 422, code: 'image_too_large' });
+    expect(error.message).toContain('2500000000 pixels');
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it('measures a GIF claiming a 65535x65535 screen by the frame libvips decodes, promptly', async () => {
+    const started = Date.now();
+    expect(await probeImage(write('screen.gif', hugeScreenGif()), LIMIT)).toEqual({ format: 'gif', width: 1, height: 1, pages: 1 });
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it('counts every frame of an animation against the pixel limit', async () => {
+    const file = write('frames.gif', await animatedGif(100, 100, 10));
+    expect(await probeImage(file, 100_000)).toMatchObject({ pages: 10 });
+    expect(await refusal(file, 99_999)).toMatchObject({ status: 422, code: 'image_too_large' });
+  });
+
+  it('never names the server path in its message', async () => {
+    const file = write('cut.webp', truncated(await animatedWebp(16, 16, 2), 0.5));
+    expect((await refusal(file)).message).not.toContain(path.dirname(file));
+  });
+});
