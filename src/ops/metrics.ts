@@ -1,0 +1,225 @@
+import type { Logger } from 'pino';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { JobRepository } from '../db/jobRepository.js';
+import { jobStatuses } from '../db/states.js';
+import type { AttemptEnd } from '../queue/scheduler.js';
+import type { TempFolder, TempStore } from '../storage/tempStore.js';
+import type { RuntimeMonitor } from './runtimeMonitor.js';
+import { sharpState } from './sharpState.js';
+import type { SweepReport } from './sweeper.js';
+
+/**
+ * The service's Prometheus metrics, in a registry of its own (never the
+ * global one, so several services can live in one process). Figures the
+ * database or the runtime already hold are read at scrape time; events are
+ * counted as they happen: attempt ends (the scheduler's `onAttemptEnd`) and
+ * sweeps.
+ */
+
+export interface MetricsOptions {
+  readonly repo: JobRepository;
+  readonly tempStore: TempStore;
+  readonly runtime: RuntimeMonitor;
+  readonly log: Logger;
+}
+
+const MIB = 1024 * 1024;
+/** From a no-op job to the 30-minute attempt timeout. */
+const DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800];
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+export function createMetrics(options: MetricsOptions) {
+  const { repo, tempStore, runtime, log } = options;
+  const registry = new Registry();
+  const registers = [registry];
+  collectDefaultMetrics({ register: registry });
+
+  new Gauge({
+    name: 'image_jobs_jobs',
+    help: 'Jobs in the database by status (terminal jobs until the sweeper prunes them).',
+    labelNames: ['status'],
+    registers,
+    collect() {
+      const counts = repo.countByStatus();
+      for (const status of jobStatuses) this.set({ status }, counts[status]);
+    },
+  });
+
+  new Gauge({
+    name: 'image_jobs_queue_depth',
+    help: 'Jobs queued or running: the figure MAX_QUEUED_JOBS bounds.',
+    registers,
+    collect() {
+      this.set(repo.liveCount());
+    },
+  });
+
+  new Gauge({
+    name: 'image_jobs_images',
+    help: 'Images in the database: "pending" of queued or running jobs, "completed" of retained succeeded jobs.',
+    labelNames: ['state'],
+    registers,
+    collect() {
+      const counts = repo.imageCounts();
+      this.set({ state: 'pending' }, counts.pending);
+      this.set({ state: 'completed' }, counts.completed);
+    },
+  });
+
+  // A scrape collects every metric at once: both temp-store gauges share one listing.
+  let listing: Promise<TempFolder[]> | null = null;
+  const listTemp = (): Promise<TempFolder[]> => (listing ??= tempStore.list().finally(() => (listing = null)));
+  new Gauge({
+    name: 'image_jobs_temp_folders',
+    help: 'Folders in the temp store (one per job holding input).',
+    registers,
+    async collect() {
+      this.set((await listTemp()).length);
+    },
+  });
+  new Gauge({
+    name: 'image_jobs_temp_bytes',
+    help: 'Bytes of files in the temp store.',
+    registers,
+    async collect() {
+      this.set((await listTemp()).reduce((sum, folder) => sum + folder.bytes, 0));
+    },
+  });
+
+  const attempts = new Counter({
+    name: 'image_jobs_attempts_total',
+    help: 'Attempts ended, by outcome: succeeded, retrying, failed, returned (shutdown), cancelled, superseded (lost its job).',
+    labelNames: ['outcome'],
+    registers,
+  });
+  const attemptDuration = new Histogram({
+    name: 'image_jobs_attempt_duration_seconds',
+    help: 'Duration of one attempt, by outcome.',
+    labelNames: ['outcome'],
+    buckets: DURATION_BUCKETS,
+    registers,
+  });
+  const jobDuration = new Histogram({
+    name: 'image_jobs_job_duration_seconds',
+    help: 'From submission to the end of the attempt that ended the job (retries and waits included), by final status.',
+    labelNames: ['status'],
+    buckets: DURATION_BUCKETS,
+    registers,
+  });
+  const imagesProcessed = new Counter({
+    name: 'image_jobs_images_processed_total',
+    help: 'Images delivered by succeeded jobs.',
+    registers,
+  });
+  const bytesIn = new Counter({
+    name: 'image_jobs_image_input_bytes_total',
+    help: 'Input bytes of the images of succeeded jobs.',
+    registers,
+  });
+  const bytesOut = new Counter({
+    name: 'image_jobs_image_output_bytes_total',
+    help: 'Output bytes delivered by succeeded jobs.',
+    registers,
+  });
+
+  const sweeps = new Counter({
+    name: 'image_jobs_sweeps_total',
+    help: 'Sweeper runs, by outcome: completed or failed.',
+    labelNames: ['outcome'],
+    registers,
+  });
+  const sweepRemoved = new Counter({
+    name: 'image_jobs_sweep_removed_total',
+    help: 'What the sweeper removed: pruned jobs, output folders of jobs no longer kept, unowned temp folders.',
+    labelNames: ['kind'],
+    registers,
+  });
+  const sweepTempBytes = new Counter({
+    name: 'image_jobs_sweep_temp_bytes_removed_total',
+    help: 'Bytes of the unowned temp folders the sweeper removed.',
+    registers,
+  });
+  const sweepDuration = new Histogram({
+    name: 'image_jobs_sweep_duration_seconds',
+    help: 'Duration of completed sweeps.',
+    buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+    registers,
+  });
+
+  // Known label values start at zero so rate() sees the first event.
+  for (const outcome of ['completed', 'failed']) sweeps.inc({ outcome }, 0);
+  for (const kind of ['jobs', 'output_folders', 'temp_folders']) sweepRemoved.inc({ kind }, 0);
+
+  let allocatedReported = 0;
+  new Counter({
+    name: 'image_jobs_v8_heap_allocated_bytes_total',
+    help: 'Bytes allocated on the V8 heap since the service started, derived from GC statistics.',
+    registers,
+    collect() {
+      // A counter only goes up: add what was allocated since the last scrape.
+      const allocated = runtime.heapAllocatedBytes();
+      this.inc(Math.max(0, allocated - allocatedReported));
+      allocatedReported = Math.max(allocated, allocatedReported);
+    },
+  });
+
+  new Gauge({
+    name: 'image_jobs_sharp_tasks',
+    help: 'sharp tasks: "queued" waiting for a libuv worker thread, "processing" in libvips.',
+    labelNames: ['state'],
+    registers,
+    collect() {
+      const { counters } = sharpState();
+      this.set({ state: 'queued' }, counters.queue);
+      this.set({ state: 'processing' }, counters.process);
+    },
+  });
+
+  new Gauge({
+    name: 'image_jobs_libvips_memory_bytes',
+    help: 'Memory libvips tracks (native, outside the V8 heap); 1 MiB resolution.',
+    registers,
+    collect() {
+      this.set(sharpState().cache.memory.current * MIB);
+    },
+  });
+
+  return {
+    registry,
+
+    /** The scheduler's `onAttemptEnd`. Never throws: a metrics failure must not disturb the attempt's end. */
+    recordAttemptEnd(end: AttemptEnd): void {
+      try {
+        attempts.inc({ outcome: end.outcome });
+        attemptDuration.observe({ outcome: end.outcome }, end.durationMs / 1000);
+        if (end.outcome === 'succeeded' || end.outcome === 'failed') {
+          jobDuration.observe({ status: end.outcome }, Math.max(0, Date.now() - end.job.createdAt) / 1000);
+        }
+        if (end.outcome === 'succeeded') {
+          const images = repo.listImages(end.job.id);
+          imagesProcessed.inc(images.length);
+          bytesIn.inc(images.reduce((sum, image) => sum + image.inputBytes, 0));
+          bytesOut.inc(images.reduce((sum, image) => sum + (image.outputBytes ?? 0), 0));
+        }
+      } catch (error) {
+        log.warn({ err: error, jobId: end.job.id }, 'could not record an attempt in the metrics');
+      }
+    },
+
+    /** The sweeper's `onSweep`. */
+    recordSweep(report: SweepReport): void {
+      sweeps.inc({ outcome: 'completed' });
+      sweepRemoved.inc({ kind: 'jobs' }, report.jobsPruned);
+      sweepRemoved.inc({ kind: 'output_folders' }, report.outputFoldersRemoved);
+      sweepRemoved.inc({ kind: 'temp_folders' }, report.tempFoldersRemoved);
+      sweepTempBytes.inc(report.tempBytesRemoved);
+      sweepDuration.observe(report.durationMs / 1000);
+    },
+
+    /** The sweeper's `onSweepFailed`. */
+    recordSweepFailure(): void {
+      sweeps.inc({ outcome: 'failed' });
+    },
+  };
+}

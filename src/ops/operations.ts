@@ -1,0 +1,60 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { JobRepository } from '../db/jobRepository.js';
+import type { TempStore } from '../storage/tempStore.js';
+import { createMemorySampler, type MemorySampler } from './memorySampler.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { createRuntimeMonitor, type RuntimeMonitor } from './runtimeMonitor.js';
+import { createSweeper, type Sweeper } from './sweeper.js';
+
+/** The service's upkeep and self-observation: the sweeper, metrics, the memory sampler and the runtime monitor. */
+export interface Operations {
+  readonly runtime: RuntimeMonitor;
+  readonly metrics: Metrics;
+  readonly sweeper: Sweeper;
+  readonly sampler: MemorySampler;
+  /** Starts the monitors, the sampling timer and the sweeper's schedule. */
+  start(): void;
+  /** Stops them all and waits for a sweep in progress; call before closing the database. */
+  stop(): Promise<void>;
+}
+
+export interface OperationsDeps {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly repo: JobRepository;
+  readonly tempStore: TempStore;
+}
+
+export function createOperations({ config, log, repo, tempStore }: OperationsDeps): Operations {
+  const runtime = createRuntimeMonitor();
+  const metrics = createMetrics({ repo, tempStore, runtime, log });
+  const sweeper = createSweeper({
+    config,
+    repo,
+    tempStore,
+    log,
+    onSweep: metrics.recordSweep,
+    onSweepFailed: metrics.recordSweepFailure,
+  });
+  const sampler = createMemorySampler({ repo, log });
+
+  return {
+    runtime,
+    metrics,
+    sweeper,
+    sampler,
+
+    start(): void {
+      runtime.start();
+      sampler.start();
+      sweeper.start();
+    },
+
+    async stop(): Promise<void> {
+      sampler.stop();
+      await sweeper.stop();
+      runtime.stop();
+    },
+  };
+}

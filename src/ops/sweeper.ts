@@ -1,0 +1,192 @@
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import cron, { type Logger as CronLogger, type ScheduledTask } from 'node-cron';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { JobRepository } from '../db/jobRepository.js';
+import type { TempStore } from '../storage/tempStore.js';
+
+/**
+ * The sweeper keeps the service's disk and database bounded: it prunes
+ * terminal jobs (by age, then beyond MAX_COMPLETED_JOBS), deletes the local
+ * results of jobs no longer in the database, deletes temp folders no live job
+ * owns, and truncates the WAL. `sweep(now)` is a plain function of the clock;
+ * node-cron only calls it.
+ */
+
+/** What one sweep did. */
+export interface SweepReport {
+  /** The `now` the sweep ran with, epoch ms. */
+  readonly at: number;
+  readonly durationMs: number;
+  /** Terminal jobs deleted with their images and events. */
+  readonly jobsPruned: number;
+  /** `DATA_DIR/output/<jobId>/` folders of jobs no longer in the database. */
+  readonly outputFoldersRemoved: number;
+  /** Temp-store folders no queued or running job owns, idle past the grace period. */
+  readonly tempFoldersRemoved: number;
+  readonly tempBytesRemoved: number;
+  /** Folders that could not be removed (logged; the next sweep tries again). */
+  readonly removalFailures: number;
+  /** The WAL checkpoint's result: frames in the log, frames copied back, and 1 when a reader kept it busy. */
+  readonly walCheckpoint: { readonly busy: number; readonly log: number; readonly checkpointed: number };
+}
+
+export interface SweeperOptions {
+  readonly config: Pick<Config, 'outputDir' | 'completedTtlMs' | 'maxCompletedJobs' | 'sweepCron'>;
+  readonly repo: JobRepository;
+  readonly tempStore: TempStore;
+  readonly log: Logger;
+  /** How long an unowned temp folder must have been idle before it is deleted. */
+  readonly tempGraceMs?: number;
+  readonly onSweep?: (report: SweepReport) => void;
+  readonly onSweepFailed?: (error: unknown) => void;
+}
+
+/**
+ * A submission writes its temp folder before the job row exists, and the
+ * server gives a request at most 10 minutes: a folder idle for longer than
+ * that cannot belong to an upload in progress, however slow.
+ */
+export const TEMP_GRACE_MS = 15 * 60_000;
+
+/** Output folders are named by job id; anything else in the output store is not ours to judge. */
+const JOB_FOLDER = /^[1-9]\d{0,15}$/;
+
+export type Sweeper = ReturnType<typeof createSweeper>;
+
+export function createSweeper(options: SweeperOptions) {
+  const { config, repo, tempStore, log } = options;
+  const tempGraceMs = options.tempGraceMs ?? TEMP_GRACE_MS;
+  let inFlight: Promise<SweepReport> | null = null;
+  let lastRun: SweepReport | null = null;
+  let task: ScheduledTask | null = null;
+
+  /** Runs one removal; a failure is logged and counted, never fatal to the sweep. */
+  async function tryRemove(remove: () => Promise<void>, folder: string): Promise<boolean> {
+    try {
+      await remove();
+      return true;
+    } catch (error) {
+      log.warn({ err: error, folder }, 'sweeper could not remove a folder; the next sweep tries again');
+      return false;
+    }
+  }
+
+  /** Output folders whose job is gone: just pruned, or left by a crash between a prune and its cleanup. */
+  async function orphanOutputFolders(): Promise<string[]> {
+    const names = await fsp.readdir(config.outputDir).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return [];
+      throw error;
+    });
+    const ids = names.filter((name) => JOB_FOLDER.test(name)).map(Number);
+    const known = repo.existingJobIds(ids);
+    return ids.filter((id) => !known.has(id)).map(String);
+  }
+
+  async function run(now: number): Promise<SweepReport> {
+    const started = performance.now();
+    const jobsPruned = repo.pruneTerminal(now - config.completedTtlMs, config.maxCompletedJobs).length;
+    let removalFailures = 0;
+
+    let outputFoldersRemoved = 0;
+    for (const name of await orphanOutputFolders()) {
+      const target = path.join(config.outputDir, name);
+      if (await tryRemove(() => fsp.rm(target, { recursive: true, force: true }), target)) outputFoldersRemoved += 1;
+      else removalFailures += 1;
+    }
+
+    // List before reading the owners: a job committed in between is then seen as live.
+    const folders = await tempStore.list();
+    const live = repo.liveInputKeys();
+    let tempFoldersRemoved = 0;
+    let tempBytesRemoved = 0;
+    for (const folder of folders) {
+      if (live.has(folder.key) || now - folder.mtimeMs < tempGraceMs) continue;
+      if (await tryRemove(() => tempStore.remove(folder.key), path.join(tempStore.root, folder.key))) {
+        tempFoldersRemoved += 1;
+        tempBytesRemoved += folder.bytes;
+      } else {
+        removalFailures += 1;
+      }
+    }
+
+    const walCheckpoint = repo.checkpoint();
+    return {
+      at: now,
+      durationMs: Math.round((performance.now() - started) * 100) / 100,
+      jobsPruned,
+      outputFoldersRemoved,
+      tempFoldersRemoved,
+      tempBytesRemoved,
+      removalFailures,
+      walCheckpoint,
+    };
+  }
+
+  /**
+   * Runs one sweep. It never overlaps itself: called while a sweep is in
+   * progress, it answers with that sweep's report instead of starting another.
+   */
+  function sweep(now: number): Promise<SweepReport> {
+    inFlight ??= run(now).then(
+      (report) => {
+        inFlight = null;
+        lastRun = report;
+        log.info(report, 'sweep done');
+        options.onSweep?.(report);
+        return report;
+      },
+      (error: unknown) => {
+        inFlight = null;
+        log.error({ err: error }, 'sweep failed');
+        options.onSweepFailed?.(error);
+        throw error;
+      },
+    );
+    return inFlight;
+  }
+
+  function tick(): void {
+    if (inFlight !== null) {
+      log.info('previous sweep still running: this tick is skipped');
+      return;
+    }
+    // sweep() has logged the failure; the next tick tries again.
+    sweep(Date.now()).catch(() => undefined);
+  }
+
+  return {
+    sweep,
+
+    /** The last completed sweep, or null before the first. */
+    get lastRun(): SweepReport | null {
+      return lastRun;
+    },
+
+    /** Schedules sweeps on SWEEP_CRON. */
+    start(): void {
+      if (task !== null) return;
+      task = cron.createTask(config.sweepCron, tick, { name: 'sweeper', logger: cronLogger(log) });
+      void task.start();
+    },
+
+    /** Stops scheduling and waits for a sweep in progress, so the database can close after. */
+    async stop(): Promise<void> {
+      if (task !== null) await task.destroy();
+      task = null;
+      await inFlight?.catch(() => undefined);
+    },
+  };
+}
+
+/** node-cron's own messages (missed ticks) go to the service log, not the console. */
+function cronLogger(log: Logger): CronLogger {
+  return {
+    info: (message) => log.info(message),
+    warn: (message) => log.warn(message),
+    error: (message, err) => log.error({ err: err ?? message }, 'node-cron error'),
+    debug: (message) => log.debug({ detail: message }, 'node-cron'),
+  };
+}

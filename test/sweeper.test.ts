@@ -1,0 +1,155 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { JobStatus } from '../src/db/states.js';
+import { createSweeper, TEMP_GRACE_MS, type SweepReport } from '../src/ops/sweeper.js';
+import { createTempStore } from '../src/storage/tempStore.js';
+import { jobInState, testDb } from './support/db.js';
+import { waitFor } from './support/wait.js';
+
+const NOW = Date.parse('2025-05-29T10:30:00Z');
+const MINUTE = 60_000;
+const TTL_MS = 60 * MINUTE;
+const image = { originalName: 'a.jpg', inputFormat: 'jpeg', width: 4, height: 3, pages: 1, inputBytes: 100 };
+
+function setup(overrides: { sweepCron?: string; maxCompletedJobs?: number } = {}) {
+  const { dir, db, repo } = testDb();
+  const tempStore = createTempStore(path.join(dir, 'tmp'));
+  const outputDir = path.join(dir, 'output');
+  const config = { outputDir, completedTtlMs: TTL_MS, maxCompletedJobs: 2, sweepCron: '*/5 * * * *', ...overrides };
+  const reports: SweepReport[] = [];
+  const failures: unknown[] = [];
+  const sweeper = createSweeper({
+    config,
+    repo,
+    tempStore,
+    log: pino({ level: 'silent' }),
+    onSweep: (report) => reports.push(report),
+    onSweepFailed: (error) => failures.push(error),
+  });
+  const job = (status: JobStatus, finishedAt?: number, inputKey: string | null = null) =>
+    jobInState(db, repo, status, { finishedAt, job: { images: [image, image], inputKey } }).id;
+  const outputFolder = (name: string | number) => {
+    fs.mkdirSync(path.join(outputDir, String(name)), { recursive: true });
+    fs.writeFileSync(path.join(outputDir, String(name), '0.webp'), 'result');
+  };
+  /** A temp folder holding `bytes` bytes, last touched `ageMs` before NOW. */
+  const tempFolder = async (ageMs: number, bytes = 10) => {
+    const key = await tempStore.create();
+    const file = tempStore.inputPath(key, 0);
+    fs.writeFileSync(file, Buffer.alloc(bytes));
+    const mtime = new Date(NOW - ageMs);
+    fs.utimesSync(file, mtime, mtime);
+    fs.utimesSync(path.join(tempStore.root, key), mtime, mtime);
+    return key;
+  };
+  return { db, repo, tempStore, outputDir, sweeper, reports, failures, job, outputFolder, tempFolder };
+}
+
+const count = (t: ReturnType<typeof setup>, sql: string, ...params: unknown[]) =>
+  (t.db.prepare(sql).get(...params) as { n: number }).n;
+
+describe('sweeper', () => {
+  it('prunes terminal jobs past the TTL, then all but the newest MAX_COMPLETED_JOBS, never live ones', async () => {
+    const t = setup();
+    const queued = t.job('queued');
+    const running = t.job('running');
+    const expired = [t.job('succeeded', NOW - 2 * TTL_MS), t.job('failed', NOW - TTL_MS - 1), t.job('cancelled', NOW - 3 * TTL_MS)];
+    const newest = t.job('succeeded', NOW - 1_000);
+    const second = t.job('failed', NOW - 2_000);
+    const overflow = t.job('cancelled', NOW - 3_000);
+
+    const report = await t.sweeper.sweep(NOW);
+
+    expect(report.jobsPruned).toBe(4);
+    const left = (t.db.prepare('SELECT id FROM jobs ORDER BY id').all() as { id: number }[]).map((row) => row.id);
+    expect(left).toEqual([queued, running, newest, second]);
+    for (const id of [...expired, overflow]) {
+      expect(count(t, 'SELECT count(*) AS n FROM job_images WHERE job_id = ?', id)).toBe(0);
+      expect(count(t, 'SELECT count(*) AS n FROM job_events WHERE job_id = ?', id)).toBe(0);
+    }
+    expect(count(t, 'SELECT count(*) AS n FROM job_images')).toBe(8);
+  });
+
+  it('deletes the result folders of pruned jobs and of jobs long gone, and keeps the rest of the output store', async () => {
+    const t = setup();
+    const kept = t.job('succeeded', NOW - 1_000);
+    const running = t.job('running');
+    const pruned = t.job('succeeded', NOW - 2 * TTL_MS);
+    for (const id of [kept, running, pruned, 99_999]) t.outputFolder(id);
+    fs.writeFileSync(path.join(t.outputDir, 'README'), 'not a job folder');
+
+    const report = await t.sweeper.sweep(NOW);
+
+    expect(report.outputFoldersRemoved).toBe(2);
+    expect(fs.readdirSync(t.outputDir).sort()).toEqual([String(kept), String(running), 'README'].sort());
+  });
+
+  it('deletes temp folders no queued or running job owns once idle past the grace period', async () => {
+    const t = setup();
+    const abandoned = await t.tempFolder(TEMP_GRACE_MS + MINUTE, 300);
+    const uploading = await t.tempFolder(MINUTE);
+    const ofQueued = await t.tempFolder(2 * TEMP_GRACE_MS);
+    const ofRunning = await t.tempFolder(2 * TEMP_GRACE_MS);
+    const ofFailed = await t.tempFolder(2 * TEMP_GRACE_MS, 200);
+    t.job('queued', undefined, ofQueued);
+    t.job('running', undefined, ofRunning);
+    t.job('failed', NOW - 1_000, ofFailed);
+
+    const report = await t.sweeper.sweep(NOW);
+
+    expect(report.tempFoldersRemoved).toBe(2);
+    expect(report.tempBytesRemoved).toBe(500);
+    const left = (await t.tempStore.list()).map((folder) => folder.key).sort();
+    expect(left).toEqual([uploading, ofQueued, ofRunning].sort());
+    expect(fs.existsSync(path.join(t.tempStore.root, abandoned))).toBe(false);
+  });
+
+  it('checkpoints the WAL, reports what it did and keeps it as the last run; a second sweep finds nothing', async () => {
+    const t = setup();
+    t.job('succeeded', NOW - 2 * TTL_MS);
+    expect(t.sweeper.lastRun).toBeNull();
+
+    const first = await t.sweeper.sweep(NOW);
+    expect(first).toMatchObject({ at: NOW, jobsPruned: 1, removalFailures: 0, walCheckpoint: { busy: 0, log: 0 } });
+    expect(first.durationMs).toBeGreaterThanOrEqual(0);
+    expect(t.sweeper.lastRun).toBe(first);
+    expect(fs.statSync(`${t.db.name}-wal`).size).toBe(0);
+
+    const second = await t.sweeper.sweep(NOW);
+    expect(second).toMatchObject({ jobsPruned: 0, outputFoldersRemoved: 0, tempFoldersRemoved: 0 });
+    expect(t.reports).toEqual([first, second]);
+  });
+
+  it('never overlaps itself: a sweep asked for while one runs shares its report', async () => {
+    const t = setup();
+    t.job('failed', NOW - 2 * TTL_MS);
+    const first = t.sweeper.sweep(NOW);
+    const second = t.sweeper.sweep(NOW + 1);
+    expect(second).toBe(first);
+    await first;
+    expect(t.reports).toHaveLength(1);
+    expect((await t.sweeper.sweep(NOW + 2)).at).toBe(NOW + 2);
+  });
+
+  it('reports a failed sweep and runs again afterwards', async () => {
+    const t = setup();
+    t.db.close();
+    await expect(t.sweeper.sweep(NOW)).rejects.toThrow();
+    expect(t.failures).toHaveLength(1);
+    expect(t.sweeper.lastRun).toBeNull();
+    await expect(t.sweeper.sweep(NOW)).rejects.toThrow();
+    expect(t.failures).toHaveLength(2);
+  });
+
+  it('runs on its cron schedule until stopped', async () => {
+    const t = setup({ sweepCron: '* * * * * *' });
+    t.sweeper.start();
+    await waitFor(() => t.reports.length > 0, 3_000);
+    await t.sweeper.stop();
+    const runs = t.reports.length;
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    expect(t.reports.length).toBe(runs);
+  });
+});
