@@ -1,0 +1,54 @@
+import Koa from 'koa';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { JobRepository } from '../db/jobRepository.js';
+import type { Operations } from '../ops/operations.js';
+import type { Scheduler } from '../queue/scheduler.js';
+import type { TempStore } from '../storage/tempStore.js';
+import { authMiddleware } from './auth.js';
+import { HttpProblem, problemMiddleware } from './problem.js';
+import { requestContext } from './requestContext.js';
+import { dashboardRoutes } from './routes/dashboard.js';
+import { debugRoutes } from './routes/debug.js';
+import { healthRoutes } from './routes/health.js';
+import { jobRoutes } from './routes/jobs.js';
+import { metricsRoutes } from './routes/metrics.js';
+import { openApiRoutes } from './routes/openapi.js';
+
+export interface AppDeps {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly repo: JobRepository;
+  readonly scheduler: Scheduler;
+  readonly tempStore: TempStore;
+  /** Set once shutdown begins: `/ready` answers 503 and submissions are refused. */
+  readonly lifecycle: { shuttingDown: boolean };
+  /** The sweeper, metrics, memory samples and runtime figures behind the debug routes, /metrics and the dashboard. */
+  readonly ops: Operations;
+}
+
+/** The HTTP API. No side effects until the caller listens. */
+export function createApp(deps: AppDeps): Koa {
+  const app = new Koa();
+  app.silent = true; // errors are rendered and logged by problemMiddleware
+  app.use(requestContext(deps.log));
+  app.use(problemMiddleware(deps.log));
+  app.use(authMiddleware(deps.config.apiToken));
+  app.use(async (ctx, next) => {
+    await next();
+    // No router answered (a wrong method was already refused with 405 by allowedMethods).
+    if (ctx.status === 404 && ctx.body == null) throw new HttpProblem(404, 'not_found', `No route for ${ctx.method} ${ctx.path}.`);
+  });
+  for (const router of [
+    healthRoutes(deps),
+    jobRoutes(deps),
+    openApiRoutes(),
+    debugRoutes(deps),
+    metricsRoutes(deps),
+    dashboardRoutes(deps),
+  ]) {
+    app.use(router.routes());
+    app.use(router.allowedMethods({ throw: true }));
+  }
+  return app;
+}

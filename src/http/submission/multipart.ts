@@ -1,0 +1,122 @@
+import type { IncomingMessage } from 'node:http';
+import busboy from 'busboy';
+import { HttpProblem } from '../problem.js';
+import { TooLargeError, type TempStore } from '../../storage/tempStore.js';
+import { cleanFilename, type ReceivedFile, type ReceivedUpload } from './receivedUpload.js';
+
+export interface MultipartLimits {
+  readonly maxUploadBytes: number;
+  readonly maxImagesPerJob: number;
+}
+
+/** Size cap of the `options` field: JSON options are small. */
+const MAX_OPTIONS_BYTES = 64 * 1024;
+
+/**
+ * Streams a `multipart/form-data` body into the temp store folder `key`:
+ * files of field `images` in order, and an optional `options` JSON field.
+ * Every limit is enforced while the bytes arrive. On any error the caller
+ * removes the folder.
+ */
+export function receiveMultipart(req: IncomingMessage, store: TempStore, key: string, limits: MultipartLimits): Promise<ReceivedUpload> {
+  return new Promise<ReceivedUpload>((resolve, reject) => {
+    let parser: busboy.Busboy;
+    try {
+      parser = busboy({
+        headers: req.headers,
+        // Keep the filename as the client sent it: it is metadata, never a path.
+        preservePath: true,
+        limits: {
+          // One byte past the limit, so the store sees the excess and says 413.
+          fileSize: limits.maxUploadBytes + 1,
+          files: limits.maxImagesPerJob,
+          fields: 1,
+          fieldSize: MAX_OPTIONS_BYTES,
+          parts: limits.maxImagesPerJob + 1,
+          headerPairs: 20,
+        },
+      });
+    } catch (error) {
+      reject(new HttpProblem(400, 'malformed_multipart', `The multipart body cannot be read: ${(error as Error).message}.`));
+      return;
+    }
+
+    const files: ReceivedFile[] = [];
+    const writes: Promise<unknown>[] = [];
+    let options: unknown = {};
+    let failed = false;
+
+    const fail = (problem: unknown): void => {
+      if (failed) return;
+      failed = true;
+      req.unpipe(parser);
+      req.resume(); // drain what the client still sends; the response goes out at once
+      reject(problem);
+    };
+
+    parser.on('file', (field, stream, info) => {
+      if (failed) {
+        stream.resume();
+        return;
+      }
+      if (field !== 'images') {
+        stream.resume();
+        fail(new HttpProblem(400, 'unexpected_field', `Unexpected file field "${field}": send images in the field "images".`));
+        return;
+      }
+      const index = files.length;
+      const file = { index, originalName: cleanFilename(info.filename), bytes: 0 };
+      files.push(file);
+      writes.push(
+        store.writeInput(key, index, stream, limits.maxUploadBytes).then(
+          (bytes) => {
+            files[index] = { ...file, bytes };
+          },
+          (error: unknown) => {
+            stream.resume();
+            fail(
+              error instanceof TooLargeError
+                ? new HttpProblem(413, 'image_too_large_bytes', `Image ${index} is larger than ${limits.maxUploadBytes} bytes (MAX_UPLOAD_BYTES).`)
+                : error,
+            );
+          },
+        ),
+      );
+    });
+
+    parser.on('field', (field, value, info) => {
+      if (field !== 'options') {
+        fail(new HttpProblem(400, 'unexpected_field', `Unexpected field "${field}": only "images" files and an "options" JSON field are read.`));
+      } else if (info.valueTruncated) {
+        fail(new HttpProblem(413, 'options_too_large', `The options field is larger than ${MAX_OPTIONS_BYTES} bytes.`));
+      } else {
+        try {
+          options = JSON.parse(value);
+        } catch {
+          fail(new HttpProblem(400, 'invalid_options', 'The options field is not valid JSON.'));
+        }
+      }
+    });
+
+    parser.on('filesLimit', () =>
+      fail(new HttpProblem(413, 'too_many_images', `A job takes at most ${limits.maxImagesPerJob} images (MAX_IMAGES_PER_JOB).`)),
+    );
+    parser.on('fieldsLimit', () => fail(new HttpProblem(400, 'unexpected_field', 'Only one options field is read.')));
+    parser.on('partsLimit', () => fail(new HttpProblem(413, 'too_many_images', `A job takes at most ${limits.maxImagesPerJob} images (MAX_IMAGES_PER_JOB).`)));
+    parser.on('error', (error: Error) => fail(new HttpProblem(400, 'malformed_multipart', `The multipart body cannot be read: ${error.message}.`)));
+    req.on('aborted', () => fail(new HttpProblem(400, 'upload_aborted', 'The client stopped sending the body.')));
+
+    parser.on('close', () => {
+      Promise.all(writes).then(() => {
+        if (failed) return;
+        if (files.length === 0) {
+          fail(new HttpProblem(400, 'no_images', 'Send at least one file in the multipart field "images".'));
+          return;
+        }
+        resolve({ files, options });
+      }, fail);
+    });
+
+    req.pipe(parser);
+  });
+}

@@ -1,0 +1,22 @@
+/** One image file as it arrived, already on disk in the temp store. */
+export interface ReceivedFile {
+  readonly index: number;
+  /** The client's filename: metadata only, never a path. */
+  readonly originalName: string | null;
+  readonly bytes: number;
+}
+
+/** What a submission's body held, whichever form it came in. */
+export interface ReceivedUpload {
+  readonly files: readonly ReceivedFile[];
+  /** Options before validation: parsed JSON (multipart) or the query string (raw body). */
+  readonly options: unknown;
+}
+
+/** Filenames are kept for people to read; cap their size and strip control characters. */
+export function cleanFilename(name: string | undefined): string | null {
+  if (name === undefined) return null;
+  const printable = [...name].filter((char) => char >= ' ' && char !== '\u007f').join('');
+  const cleaned = printable.slice(0, 255);
+  return cleaned === '' ? null : cleaned;
+}

@@ -1,0 +1,143 @@
+import type { IncomingMessage } from 'node:http';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { Job, JobRepository, NewImage } from '../db/jobRepository.js';
+import { checkDestination } from '../destination/index.js';
+import { HttpProblem } from '../http/problem.js';
+import { receiveMultipart } from '../http/submission/multipart.js';
+import { receiveRawBody } from '../http/submission/rawBody.js';
+import type { ReceivedUpload } from '../http/submission/receivedUpload.js';
+import { freeDiskBytes } from '../http/routes/health.js';
+import { ImageRefusedError, probeImage } from '../image/probe.js';
+import type { Scheduler } from '../queue/scheduler.js';
+import type { TempStore } from '../storage/tempStore.js';
+import { conversionOptions, jobOptionsSchema } from './options.js';
+
+export interface SubmitDeps {
+  readonly config: Config;
+  readonly repo: JobRepository;
+  readonly scheduler: Scheduler;
+  readonly tempStore: TempStore;
+  readonly lifecycle: { shuttingDown: boolean };
+}
+
+export interface Submission {
+  readonly req: IncomingMessage;
+  readonly contentType: string;
+  readonly query: Record<string, string | string[] | undefined>;
+  readonly idempotencyKey: string | null;
+  readonly log: Logger;
+}
+
+export interface SubmitResult {
+  readonly job: Job;
+  /** False when an earlier submission with the same idempotency key is returned. */
+  readonly created: boolean;
+}
+
+/** Seconds a client should wait before trying again after a 503. */
+const RETRY_AFTER_SECONDS = '30';
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
+
+export function parseIdempotencyKey(header: string): string | null {
+  if (header === '') return null;
+  if (!IDEMPOTENCY_KEY.test(header)) {
+    throw new HttpProblem(400, 'invalid_idempotency_key', 'Idempotency-Key must be 1 to 200 printable ASCII characters.');
+  }
+  return header;
+}
+
+/** Refuses new work while the service is full, low on disk, or stopping. */
+async function checkCapacity(deps: SubmitDeps): Promise<void> {
+  const unavailable = (code: string, detail: string) => new HttpProblem(503, code, detail, { 'Retry-After': RETRY_AFTER_SECONDS });
+  if (deps.lifecycle.shuttingDown) throw unavailable('shutting_down', 'The service is shutting down; submit again shortly.');
+  if (deps.repo.liveCount() >= deps.config.maxQueuedJobs) {
+    throw unavailable('queue_full', `The queue holds ${deps.config.maxQueuedJobs} jobs (MAX_QUEUED_JOBS); submit again later.`);
+  }
+  if ((await freeDiskBytes(deps.config.dataDir)) < deps.config.minFreeDiskBytes) {
+    throw unavailable('disk_low', 'Free disk space is below MIN_FREE_DISK_BYTES; submit again later.');
+  }
+}
+
+function receive(deps: SubmitDeps, submission: Submission, key: string): Promise<ReceivedUpload> {
+  const type = submission.contentType.toLowerCase();
+  if (type === 'multipart/form-data') return receiveMultipart(submission.req, deps.tempStore, key, deps.config);
+  if (type.startsWith('image/') || type === 'application/octet-stream') {
+    return receiveRawBody(submission.req, submission.query, deps.tempStore, key, deps.config.maxUploadBytes);
+  }
+  throw new HttpProblem(
+    415,
+    'unsupported_media_type',
+    'Send multipart/form-data with files in "images", or one raw image with Content-Type image/* or application/octet-stream.',
+  );
+}
+
+/** Reads every image's header (no pixel decode); any refused image refuses the job. */
+async function probeAll(deps: SubmitDeps, key: string, upload: ReceivedUpload): Promise<NewImage[]> {
+  const images: NewImage[] = [];
+  for (const file of upload.files) {
+    try {
+      const probed = await probeImage(deps.tempStore.inputPath(key, file.index), deps.config.maxInputPixels);
+      images.push({ originalName: file.originalName, inputFormat: probed.format, width: probed.width, height: probed.height, pages: probed.pages, inputBytes: file.bytes });
+    } catch (error) {
+      if (error instanceof ImageRefusedError) {
+        const which = upload.files.length > 1 ? `Image ${file.index}: ` : '';
+        throw new HttpProblem(error.status, error.code, `${which}${error.message}`);
+      }
+      throw error;
+    }
+  }
+  return images;
+}
+
+/**
+ * A submission, from body to committed row. The 202 may only follow the
+ * commit: files are fsync'd, their folder is fsync'd, then the row is written
+ * in an IMMEDIATE transaction. Anything refused on the way removes the
+ * folder, so no row and no temp file remain.
+ */
+export async function submitJob(deps: SubmitDeps, submission: Submission): Promise<SubmitResult> {
+  // A repeated key answers before the body is read; the insert checks again for a race.
+  const earlier = submission.idempotencyKey === null ? null : deps.repo.findByIdempotencyKey(submission.idempotencyKey);
+  if (earlier !== null) return { job: earlier, created: false };
+  await checkCapacity(deps);
+  const key = await deps.tempStore.create();
+  try {
+    const upload = await receive(deps, submission, key);
+    const parsed = jobOptionsSchema.safeParse(upload.options);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'options'}: ${issue.message}`).join('; ');
+      throw new HttpProblem(400, 'invalid_options', `Invalid options: ${issues}.`);
+    }
+    const options = parsed.data;
+    const destinationProblem = checkDestination(options.destination, upload.files.length, deps.config.uploadAllowedHosts);
+    if (destinationProblem !== null) throw new HttpProblem(400, 'invalid_destination', destinationProblem);
+    const images = await probeAll(deps, key, upload);
+    await deps.tempStore.sync(key);
+    const now = Date.now();
+    const result = deps.repo.insertJob(
+      {
+        priority: options.priority,
+        maxAttempts: options.maxAttempts ?? deps.config.maxAttempts,
+        options: { ...conversionOptions(options) },
+        destination: options.destination,
+        idempotencyKey: submission.idempotencyKey,
+        inputKey: key,
+        runAt: now + options.delayMs,
+        images,
+      },
+      now,
+    );
+    if (!result.created) {
+      await deps.tempStore.remove(key);
+      return result;
+    }
+    deps.scheduler.notify();
+    submission.log.info({ jobId: result.job.id, images: images.length }, 'job queued');
+    return result;
+  } catch (error) {
+    await deps.tempStore.remove(key);
+    throw error;
+  }
+}

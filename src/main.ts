@@ -1,0 +1,48 @@
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { createLogger } from './log.js';
+import { createService } from './service.js';
+
+/** The one wiring point: configuration, the service, and the signals that stop it. */
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`image-jobs: ${error.message}`);
+      process.exit(1);
+    }
+    throw error;
+  }
+
+  const log = createLogger(config.logLevel);
+  const service = createService(config, log);
+  await service.start();
+
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down');
+    service.stop().then(
+      () => {
+        log.info('stopped');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+main().catch((error: unknown) => {
+  console.error('image-jobs: failed to start:', error);
+  process.exit(1);
+});

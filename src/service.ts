@@ -1,0 +1,86 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type Database from 'better-sqlite3';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { createJobRepository, type JobRepository } from './db/jobRepository.js';
+import { openDatabase } from './db/open.js';
+import { createApp } from './http/app.js';
+import { createOperations, type Operations } from './ops/operations.js';
+import { createImagePipeline } from './pipeline/imagePipeline.js';
+import { createScheduler, type Scheduler } from './queue/scheduler.js';
+import { Semaphore } from './queue/semaphore.js';
+import { createTempStore } from './storage/tempStore.js';
+
+/** Slow clients cannot hold a connection: headers within 30 s, a whole request within 10 min. */
+const HEADERS_TIMEOUT_MS = 30_000;
+const REQUEST_TIMEOUT_MS = 600_000;
+const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+
+export interface Service {
+  readonly db: Database.Database;
+  readonly repo: JobRepository;
+  readonly scheduler: Scheduler;
+  readonly ops: Operations;
+  readonly server: http.Server;
+  /** Listens, then starts the scheduler; resolves to the bound port. */
+  start(): Promise<number>;
+  /** Graceful stop: refuse new work, let attempts finish within the grace period, close the database. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Wires the service's parts together, in the order a request meets them.
+ * Nothing runs until `start`.
+ */
+export function createService(config: Config, log: Logger): Service {
+  const db = openDatabase(config.dbPath, { synchronous: config.sqliteSynchronous });
+  const repo = createJobRepository(db);
+  const tempStore = createTempStore(config.tmpDir);
+  const conversions = new Semaphore(config.convertConcurrency);
+  const handler = createImagePipeline({ config, repo, tempStore, log, conversions });
+  const ops = createOperations({ config, log, repo, tempStore });
+  const scheduler = createScheduler({ ...config, repo, handler, log, onAttemptEnd: ops.metrics.recordAttemptEnd });
+  const lifecycle = { shuttingDown: false };
+  const app = createApp({ config, log, repo, scheduler, tempStore, lifecycle, ops });
+
+  const server = http.createServer(app.callback());
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+
+  return {
+    db,
+    repo,
+    scheduler,
+    ops,
+    server,
+
+    async start(): Promise<number> {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, config.host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      scheduler.start();
+      ops.start();
+      const { port } = server.address() as AddressInfo;
+      log.info({ host: config.host, port, dataDir: config.dataDir }, 'listening');
+      return port;
+    },
+
+    async stop(): Promise<void> {
+      lifecycle.shuttingDown = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      await ops.stop();
+      const result = await scheduler.stop(config.shutdownGraceMs);
+      log.info(result, 'scheduler stopped');
+      server.closeAllConnections();
+      await closed;
+      db.close();
+    },
+  };
+}

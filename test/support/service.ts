@@ -1,0 +1,46 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { onTestFinished } from 'vitest';
+import { loadConfig, type Config } from '../../src/config.js';
+import { createLogger } from '../../src/log.js';
+import { createService, type Service } from '../../src/service.js';
+import { tempDir } from './db.js';
+
+export interface RunningService {
+  readonly service: Service;
+  readonly config: Config;
+  readonly url: string;
+  /** Files left in the temp store, relative to it. */
+  tempFiles(): string[];
+}
+
+/**
+ * Starts the real service in this process on an ephemeral port with a fresh
+ * DATA_DIR; it is stopped when the test finishes. `env` overrides configuration.
+ */
+export async function startService(env: Record<string, string> = {}): Promise<RunningService> {
+  const dataDir = tempDir('image-jobs-service-');
+  const config = loadConfig({
+    DATA_DIR: dataDir,
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+    MIN_FREE_DISK_BYTES: '0',
+    RETRY_BASE_MS: '50',
+    RETRY_MAX_MS: '200',
+    SHUTDOWN_GRACE_MS: '2000',
+    ...env,
+  });
+  const service = createService(config, createLogger(config.logLevel));
+  const port = await service.start();
+  let stopped = false;
+  onTestFinished(async () => {
+    if (!stopped) await service.stop();
+    stopped = true;
+  });
+  return {
+    service,
+    config,
+    url: `http://127.0.0.1:${port}`,
+    tempFiles: () => (fs.readdirSync(config.tmpDir, { recursive: true }) as string[]).map((entry) => path.normalize(entry)),
+  };
+}
