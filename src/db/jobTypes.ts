@@ -65,25 +65,13 @@ export interface JobEvent {
   readonly at: number;
 }
 
-export interface NewImage {
-  readonly originalName: string | null;
-  readonly inputFormat: string;
-  readonly width: number;
-  readonly height: number;
-  readonly pages: number;
-  readonly inputBytes: number;
-}
+/** An image row as submission stores it; the rest is filled in on delivery. */
+export type NewImage = Pick<JobImage, 'originalName' | 'inputFormat' | 'width' | 'height' | 'pages' | 'inputBytes'>;
 
-export interface NewJob {
-  readonly priority: number;
-  readonly maxAttempts: number;
-  readonly options: Record<string, unknown>;
-  readonly destination: Record<string, unknown>;
-  readonly idempotencyKey: string | null;
-  readonly inputKey: string | null;
-  readonly runAt: number;
+/** A job as submission stores it, queued with its images. */
+export type NewJob = Pick<Job, 'priority' | 'maxAttempts' | 'options' | 'destination' | 'idempotencyKey' | 'inputKey' | 'runAt'> & {
   readonly images: readonly NewImage[];
-}
+};
 
 export interface DeliveredImage {
   readonly outputFormat: string;

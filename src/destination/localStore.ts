@@ -2,15 +2,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { outputFormatInfo } from '../image/outputFormat.js';
 import type { OutputFormat } from '../jobs/options.js';
-
-async function fsyncPath(target: string): Promise<void> {
-  const handle = await fsp.open(target, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
+import { fsyncPath } from '../storage/fsync.js';
 
 /**
  * An image's result in the local output store, relative to the store:

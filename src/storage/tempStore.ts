@@ -4,6 +4,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { fsyncPath } from './fsync.js';
 
 /**
  * Where image bytes live between submission and delivery: one folder per job
@@ -39,15 +40,6 @@ function byteLimit(limit: number, counted: { bytes: number }): Transform {
       else callback(null, chunk);
     },
   });
-}
-
-async function fsyncPath(target: string): Promise<void> {
-  const handle = await fsp.open(target, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 export type TempStore = ReturnType<typeof createTempStore>;
