@@ -236,3 +236,33 @@ describe('query plans', () => {
     }
   });
 });
+
+describe('durability of writes', () => {
+  it('fsyncs what a client is told (submission, cancel) at the configured level, and attempt progress at NORMAL', () => {
+    const { file } = testDb();
+    const full = openDatabase(file, { synchronous: 'FULL' });
+    const levels: number[] = [];
+    const observed = new Proxy(full, {
+      get(target, property, receiver) {
+        const value = Reflect.get(target, property, receiver) as unknown;
+        if (property !== 'transaction' || typeof value !== 'function') return value;
+        return (fn: (...args: unknown[]) => unknown) =>
+          (value as (f: typeof fn) => unknown).call(target, (...args: unknown[]) => {
+            levels.push(target.pragma('synchronous', { simple: true }) as number);
+            return fn(...args);
+          });
+      },
+    });
+    const repo = createJobRepository(observed);
+    expect(full.pragma('synchronous', { simple: true })).toBe(1);
+    const { job } = repo.insertJob(newJob(), 1);
+    repo.claimDue('me', 2, LEASE, 1);
+    repo.completeAttempt({ jobId: job.id, owner: 'me', attempt: 1 }, 3);
+    const other = repo.insertJob(newJob(), 4).job;
+    repo.cancelJob(other.id, 5);
+    // FULL (2) for the two inserts and the cancel, NORMAL (1) for the claim and the completion.
+    expect(levels).toEqual([2, 1, 1, 2, 2]);
+    expect(full.pragma('synchronous', { simple: true })).toBe(1);
+    full.close();
+  });
+});

@@ -19,7 +19,31 @@ const clip = (message: string): string => (message.length > MAX_ERROR_MESSAGE ? 
 
 export type JobRepository = ReturnType<typeof createJobRepository>;
 
+/** SQLite's `synchronous` levels as the pragma reports them. */
+const SYNCHRONOUS_NORMAL = 1;
+
+/**
+ * With `synchronous = FULL` on the connection (SQLITE_SYNCHRONOUS's default),
+ * only the writes a client is told are durable pay for an fsync of the WAL:
+ * a submission (its 202) and a cancel. The attempt's own writes (claims,
+ * deliveries, completions) commit at NORMAL, which WAL keeps safe from any
+ * process crash; a power loss can roll the latest of them back, which only
+ * runs an attempt again. A FULL commit syncs every frame before it too.
+ */
 export function createJobRepository(db: Database.Database) {
+  const acknowledgedLevel = db.pragma('synchronous', { simple: true }) as number;
+  const relaxed = acknowledgedLevel > SYNCHRONOUS_NORMAL;
+  if (relaxed) db.pragma('synchronous = NORMAL');
+  const acknowledged = <T>(write: () => T): T => {
+    if (!relaxed) return write();
+    db.pragma(`synchronous = ${acknowledgedLevel}`);
+    try {
+      return write();
+    } finally {
+      db.pragma('synchronous = NORMAL');
+    }
+  };
+
   const sql = {
     // Insert a new queued job.
     insertJob: db.prepare<[number, number, string, string, string | null, string | null, number, number, number], JobSqlRow>(
@@ -240,7 +264,7 @@ export function createJobRepository(db: Database.Database) {
   return {
     /** Stores a queued job and its image rows; with a known idempotency key, returns the first job instead. */
     insertJob(job: NewJob, now: number): { job: Job; created: boolean } {
-      return insertJobTx.immediate(job, now);
+      return acknowledged(() => insertJobTx.immediate(job, now));
     },
 
     /** Atomically moves up to `limit` due jobs to running under `owner`'s lease and counts the attempt. */
@@ -295,7 +319,7 @@ export function createJobRepository(db: Database.Database) {
 
     /** queued|running → cancelled. Returns null for an unknown job. */
     cancelJob(id: number, now: number): CancelResult | null {
-      return cancelTx.immediate(id, now);
+      return acknowledged(() => cancelTx.immediate(id, now));
     },
 
     /** Makes a queued job due now; null when the job is not queued. */
