@@ -19,16 +19,31 @@ async function main(): Promise<void> {
   const service = createService(config, log);
   await service.start();
 
+  /**
+   * Ends the process without waiting for libvips: a normal exit joins the
+   * thread pool, and a conversion in progress (AVIF encoding cannot be
+   * interrupted) could hold it for minutes. The database is as safe as after
+   * any crash: running attempts come back at the next start.
+   */
+  const exitNow = (): never => {
+    process.kill(process.pid, 'SIGKILL');
+    throw new Error('unreachable');
+  };
+
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping) {
       log.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
+      exitNow();
     }
     stopping = true;
     log.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down');
     service.stop().then(
-      () => {
+      (idle) => {
+        if (!idle) {
+          log.warn('a conversion is still running in libvips after the grace period: exiting now');
+          exitNow();
+        }
         log.info('stopped');
         process.exit(0);
       },

@@ -16,6 +16,8 @@ import { createTempStore } from './storage/tempStore.js';
 const HEADERS_TIMEOUT_MS = 30_000;
 const REQUEST_TIMEOUT_MS = 600_000;
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+/** After the grace period, how long a conversion already inside libvips may take to finish before the process ends anyway. */
+const LIBVIPS_DRAIN_MS = 5_000;
 
 export interface Service {
   readonly db: Database.Database;
@@ -25,8 +27,13 @@ export interface Service {
   readonly server: http.Server;
   /** Listens, then starts the scheduler; resolves to the bound port. */
   start(): Promise<number>;
-  /** Graceful stop: refuse new work, let attempts finish within the grace period, close the database. */
-  stop(): Promise<void>;
+  /**
+   * Graceful stop: refuse new work, let attempts finish within the grace
+   * period, put the rest back, close the database. Resolves to false when a
+   * conversion abandoned by its attempt is still running in libvips a few
+   * seconds past the grace period (a normal exit would wait for it).
+   */
+  stop(): Promise<boolean>;
 }
 
 /**
@@ -71,7 +78,8 @@ export function createService(config: Config, log: Logger): Service {
       return port;
     },
 
-    async stop(): Promise<void> {
+    async stop(): Promise<boolean> {
+      const deadline = Date.now() + config.shutdownGraceMs;
       lifecycle.shuttingDown = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
@@ -81,6 +89,10 @@ export function createService(config: Config, log: Logger): Service {
       server.closeAllConnections();
       await closed;
       db.close();
+      // An abandoned conversion keeps its slot until libvips is done with it.
+      const drainUntil = deadline + LIBVIPS_DRAIN_MS;
+      while (conversions.inUse > 0 && Date.now() < drainUntil) await new Promise((resolve) => setTimeout(resolve, 50));
+      return conversions.inUse === 0;
     },
   };
 }
