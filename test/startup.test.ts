@@ -1,0 +1,90 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterEach, describe, expect, it } from 'vitest';
+import { cleanUpServiceProcesses, newDataDir, readDatabase, startServiceProcess } from './support/childService.js';
+import { waitFor } from './support/wait.js';
+
+afterEach(cleanUpServiceProcesses);
+
+const root = path.resolve(import.meta.dirname, '..');
+
+/** Runs the service the way `npm start` does and collects how it ends. */
+function runToExit(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('sh', ['scripts/start.sh'], { cwd: root, env: { PATH: process.env.PATH ?? '', DATA_DIR: newDataDir(), PORT: '0', ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe('starting the service', () => {
+  it.each([
+    [{ PORT: 'eighty' }, 'image-jobs: PORT="eighty" is invalid: expected an integer from 0 to 65535'],
+    [{ MAX_CONCURRENT_JOBS: '-1' }, 'image-jobs: MAX_CONCURRENT_JOBS="-1" is invalid: expected an integer from 1 to 1000'],
+    [{ SQLITE_SYNCHRONOUS: 'off' }, 'image-jobs: SQLITE_SYNCHRONOUS="off" is invalid: expected one of FULL, NORMAL'],
+  ])('refuses a bad value with one line naming the variable, the value and what is allowed: %o', async (env, line) => {
+    const { code, stdout, stderr } = await runToExit(env);
+    expect(code).toBe(1);
+    expect(stderr).toBe(`${line}\n`);
+    expect(stdout).toBe('');
+  });
+});
+
+/** Submits a job whose conversion keeps libvips busy for seconds and cannot be interrupted (AVIF encoding), and waits until it runs. */
+async function submitSlowJob(url: string): Promise<number> {
+  const image = await sharp({ create: { width: 3000, height: 3000, channels: 3, background: '#777', noise: { type: 'gaussian', mean: 128, sigma: 60 } } })
+    .jpeg()
+    .toBuffer();
+  const submitted = await fetch(`${url}/jobs?format=avif`, { method: 'POST', body: image, headers: { 'content-type': 'image/jpeg' } });
+  expect(submitted.status).toBe(202);
+  const { id } = (await submitted.json()) as { id: number };
+  await waitFor(async () => ((await (await fetch(`${url}/jobs/${id}`)).json()) as { status: string }).status === 'running');
+  return id;
+}
+
+describe('stopping the service', () => {
+  it('ends soon after the grace period even while libvips cannot be interrupted, the attempt put back uncounted', async () => {
+    const dataDir = newDataDir();
+    const service = await startServiceProcess(dataDir, { SHUTDOWN_GRACE_MS: '500' });
+    const id = await submitSlowJob(service.url);
+    const started = Date.now();
+    const status = await service.kill('SIGTERM');
+    // Grace (0.5 s) plus the libvips drain (5 s), with room for a loaded machine.
+    expect(Date.now() - started).toBeLessThan(9_000);
+    expect(status.signal).toBe('SIGKILL');
+    const job = readDatabase(dataDir, (db) => db.prepare('SELECT status, attempts FROM jobs WHERE id = ?').get(id));
+    expect(job).toEqual({ status: 'queued', attempts: 0 });
+    const events = readDatabase(dataDir, (db) => db.prepare('SELECT kind FROM job_events WHERE job_id = ? ORDER BY id').all(id));
+    expect(events).toEqual([{ kind: 'started' }, { kind: 'returned' }]);
+  });
+
+  it('exits at once on a second signal, leaving the running job for the next start', async () => {
+    const dataDir = newDataDir();
+    const env = { SHUTDOWN_GRACE_MS: '60000', MAX_ATTEMPTS: '5' };
+    const service = await startServiceProcess(dataDir, env);
+    const id = await submitSlowJob(service.url);
+
+    const started = Date.now();
+    void service.kill('SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const status = await service.kill('SIGINT');
+    expect(status.signal).toBe('SIGKILL'); // it ends itself without waiting for libvips
+    expect(Date.now() - started).toBeLessThan(10_000); // far inside the 60 s grace period
+    expect(readDatabase(dataDir, (db) => db.prepare('SELECT status FROM jobs WHERE id = ?').get(id))).toEqual({ status: 'running' });
+
+    const again = await startServiceProcess(dataDir, env);
+    await waitFor(async () => {
+      const job = (await (await fetch(`${again.url}/jobs/${id}`)).json()) as { status: string; attempts: number };
+      return job.status === 'running' && job.attempts === 2;
+    }, 20_000);
+  });
+});
