@@ -1,0 +1,271 @@
+/**
+ * Memory soak: pushes `--jobs` real-size image jobs (default 2,000) through
+ * the HTTP API of the built service, started by scripts/start.sh the way
+ * `npm start` does, keeping 2 x MAX_CONCURRENT_JOBS jobs outstanding. Its RSS
+ * is read from outside (/proc/<pid>/status) every 250 ms, its own figures
+ * (`GET /debug/memory-stats`) every second. Then plain sharp does the same
+ * conversions file to file with CONVERT_CONCURRENCY in flight, in a process
+ * of its own (bench/plainSharp.ts), sampled the same way.
+ *
+ * Prints speed, peak RSS, RSS growth over the run, heap and external at the
+ * end, temp files at the end, rows after a sweep, file descriptors and
+ * handles at rest before and after, and the ratios against plain sharp; draws
+ * the RSS of both over time into docs/soak-rss.svg.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { parseArgs } from 'node:util';
+import sharp from 'sharp';
+import { loadConfig, type Config } from '../src/config.js';
+import { exitOf, spawnServer } from './lib/childService.js';
+import { compileForNode } from './lib/compile.js';
+import { send } from './lib/httpLoad.js';
+import { driveJobs, type DriveResult } from './lib/jobDriver.js';
+import { cpuSeconds, environment, openFds, sampleRss, type RssSample } from './lib/processStats.js';
+import { lineChart } from './lib/svgChart.js';
+
+const { values } = parseArgs({ options: { jobs: { type: 'string', default: '2000' } } });
+const jobs = Number(values.jobs);
+if (!Number.isInteger(jobs) || jobs < 8) throw new Error('--jobs must be an integer of at least 8');
+
+const root = path.resolve(import.meta.dirname, '..');
+const FIXTURE = path.resolve(root, '../shared/fixtures/photos/flowers.jpeg');
+const CHART = path.join(root, 'docs/soak-rss.svg');
+const RSS_INTERVAL_MS = 250;
+const STATS_INTERVAL_MS = 1_000;
+/** Jobs (and plain sharp conversions) run before measuring, in multiples of the jobs kept outstanding. */
+const WARM_UP_ROUNDS = 2;
+/** How long the service is left alone before its figures at rest are read: idle sockets close, timers settle. */
+const REST_MS = 1_500;
+const MIB = 1024 * 1024;
+
+const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const mib = (bytes: number): number => bytes / MIB;
+const median = (numbers: readonly number[]): number => {
+  const sorted = [...numbers].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
+};
+/** The sample of highest RSS. */
+const peak = (samples: readonly RssSample[]): RssSample => samples.reduce((high, sample) => (sample.rssBytes > high.rssBytes ? sample : high));
+
+interface StatsSample {
+  readonly ms: number;
+  readonly heapTotalBytes: number;
+  readonly heapUsedBytes: number;
+  readonly externalBytes: number;
+}
+
+interface MemoryStats {
+  memory_stats: { num_goroutines: number };
+  node: { heap_total_bytes: number; heap_used_bytes: number; external_bytes: number; running_jobs: number; temp_files: { files: number } };
+}
+
+/** The real-size image: the shared 1920x1080 photo, or one made like it (never copied into the repository). */
+async function realSizeImage(scratch: string): Promise<string> {
+  if (fs.existsSync(FIXTURE)) return FIXTURE;
+  const file = path.join(scratch, 'generated-1920x1080.jpg');
+  const noise = sharp({ create: { width: 1920, height: 1080, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 30 } } });
+  const gradient = Buffer.from(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="1920" height="1080"><linearGradient id="g"><stop offset="0" stop-color="#1d4e89"/><stop offset="1" stop-color="#f2a541"/></linearGradient><rect width="1920" height="1080" fill="url(#g)" opacity="0.7"/></svg>`,
+  );
+  await noise.composite([{ input: gradient }]).jpeg({ quality: 85 }).toFile(file);
+  return file;
+}
+
+interface OursResult {
+  readonly run: DriveResult;
+  /** CPU time of the service's threads during the measured run. */
+  readonly cpuSeconds: number;
+  readonly rss: RssSample[];
+  readonly stats: StatsSample[];
+  /** The measured run, in ms since the process was spawned. */
+  readonly window: { readonly fromMs: number; readonly toMs: number };
+  readonly atRestBefore: { fds: number; handles: number };
+  readonly atRestAfter: { fds: number; handles: number };
+  readonly end: { heapUsedBytes: number; externalBytes: number; tempFiles: number };
+  readonly rowsAfterSweep: number;
+  readonly exitCode: number | null;
+  /** What scripts/start.sh added to or changed in the environment it was given (allocator, thread pool). */
+  readonly startShEnv: Record<string, string>;
+}
+
+async function runOurs(config: Config, env: NodeJS.ProcessEnv, image: Buffer): Promise<OursResult> {
+  const spawnedAt = performance.now();
+  const child = await spawnServer('sh', ['scripts/start.sh'], env, root);
+  try {
+    const pid = child.process.pid;
+    if (pid === undefined) throw new Error('the service has no pid');
+    const base = `http://127.0.0.1:${child.port}`;
+    const given: NodeJS.ProcessEnv = { ...process.env, ...env };
+    const startShEnv = Object.fromEntries(Object.entries(environment(pid)).filter(([name, value]) => given[name] !== value));
+    const stats = async (): Promise<MemoryStats> => JSON.parse((await send(false, 'GET', `${base}/debug/memory-stats`)).text) as MemoryStats;
+    /** Waits until no attempt runs, leaves the service alone, then reads its descriptors and handles. */
+    const atRest = async (): Promise<{ fds: number; handles: number }> => {
+      while ((await stats()).node.running_jobs > 0) await delay(100);
+      await delay(REST_MS);
+      const fds = openFds(pid);
+      return { fds, handles: (await stats()).memory_stats.num_goroutines };
+    };
+    const rssSampler = sampleRss(pid, RSS_INTERVAL_MS, spawnedAt);
+    const inFlight = config.maxConcurrentJobs * 2;
+    const drive = (total: number, agent: http.Agent) => driveJobs({ base, agent, body: image, contentType: 'image/jpeg', total, inFlight });
+
+    // Warm-up: JIT, libvips' threads, SQLite's pages. Its agent is destroyed so no client socket stays open at rest.
+    const warmAgent = new http.Agent({ keepAlive: true });
+    await drive(inFlight * WARM_UP_ROUNDS, warmAgent);
+    warmAgent.destroy();
+    const atRestBefore = await atRest();
+
+    const statsSamples: StatsSample[] = [];
+    const statsTimer = setInterval(() => {
+      const ms = performance.now() - spawnedAt;
+      stats().then(
+        ({ node }) => statsSamples.push({ ms, heapTotalBytes: node.heap_total_bytes, heapUsedBytes: node.heap_used_bytes, externalBytes: node.external_bytes }),
+        (error: unknown) => console.error('memory-stats failed:', error),
+      );
+    }, STATS_INTERVAL_MS);
+    const agent = new http.Agent({ keepAlive: true });
+    const fromMs = performance.now() - spawnedAt;
+    const cpuBefore = cpuSeconds(pid);
+    const run = await drive(jobs, agent);
+    const toMs = performance.now() - spawnedAt;
+    const cpu = cpuSeconds(pid) - cpuBefore;
+    clearInterval(statsTimer);
+    agent.destroy();
+
+    const final = await stats();
+    const end = { heapUsedBytes: final.node.heap_used_bytes, externalBytes: final.node.external_bytes, tempFiles: final.node.temp_files.files };
+    await send(false, 'POST', `${base}/debug/memory/cleanup-images`);
+    const { counts } = JSON.parse((await send(false, 'GET', `${base}/stats`)).text) as { counts: Record<string, number> };
+    const rowsAfterSweep = Object.values(counts).reduce((sum, n) => sum + n, 0);
+    const atRestAfter = await atRest();
+    const rss = rssSampler.stop();
+    const exitCode = await child.stop();
+    return { run, cpuSeconds: cpu, rss, stats: statsSamples, window: { fromMs, toMs }, atRestBefore, atRestAfter, end, rowsAfterSweep, exitCode, startShEnv };
+  } finally {
+    child.process.kill('SIGKILL');
+  }
+}
+
+interface PlainResult {
+  readonly seconds: number;
+  readonly cpuSeconds: number;
+  readonly maxHeapTotalBytes: number;
+  readonly rss: RssSample[];
+}
+
+/**
+ * Plain sharp in its own process, compiled and run under plain node with the
+ * environment scripts/start.sh gave the service (allocator, thread pool), so
+ * that only the service's own work differs.
+ */
+async function runPlainSharp(config: Config, env: NodeJS.ProcessEnv, input: string, out: string): Promise<PlainResult> {
+  const entry = compileForNode(root, 'bench/plainSharp.ts');
+  const spawnedAt = performance.now();
+  const warmUp = config.maxConcurrentJobs * 2 * WARM_UP_ROUNDS;
+  const child = spawn(process.execPath, [entry, '--input', input, '--out', out, '--count', String(jobs), '--warmup', String(warmUp)], {
+    cwd: root,
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = exitOf(child);
+  try {
+    if (child.pid === undefined) throw new Error('plain sharp has no pid');
+    const rssSampler = sampleRss(child.pid, RSS_INTERVAL_MS, spawnedAt);
+    let done: Omit<PlainResult, 'rss'> | null = null;
+    for await (const line of readline.createInterface({ input: child.stdout })) {
+      const report = JSON.parse(line) as { msg: string } & Omit<PlainResult, 'rss'>;
+      if (report.msg === 'done') done = report;
+    }
+    const { code } = await exited;
+    const rss = rssSampler.stop();
+    if (code !== 0 || done === null) throw new Error(`plain sharp exited with ${code}`);
+    return { seconds: done.seconds, cpuSeconds: done.cpuSeconds, maxHeapTotalBytes: done.maxHeapTotalBytes, rss };
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
+
+/** Median RSS of the last quarter of the run over that of its second quarter (the first is warm-up). */
+function growth(rss: readonly RssSample[], fromMs: number, toMs: number): { ratio: number; q2: number; q4: number } {
+  const quarter = (toMs - fromMs) / 4;
+  const within = (from: number, to: number) => rss.filter((s) => s.ms >= from && s.ms < to).map((s) => s.rssBytes);
+  const q2 = median(within(fromMs + quarter, fromMs + 2 * quarter));
+  const q4 = median(within(fromMs + 3 * quarter, toMs + 1));
+  return { ratio: q4 / q2, q2, q4 };
+}
+
+async function main(): Promise<void> {
+  execFileSync('npm', ['run', 'build', '--silent'], { cwd: root, stdio: 'inherit' });
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-soak-'));
+  try {
+    const input = await realSizeImage(scratch);
+    const image = fs.readFileSync(input);
+    const meta = await sharp(image).metadata();
+    // The bench reads the port from the service's `listening` log line, written at level info.
+    const serviceEnv = { DATA_DIR: path.join(scratch, 'ours'), PORT: '0', MIN_FREE_DISK_BYTES: '0', LOG_LEVEL: 'info' };
+    const env = { ...process.env, ...serviceEnv };
+    const config = loadConfig(env);
+
+    console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown'}, ${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, ${os.type()} ${os.release()}`);
+    console.log(`command: npm run bench:soak -- --jobs ${jobs}`);
+    console.log(`load average at start: ${os.loadavg().map((n) => n.toFixed(2)).join(' ')}`);
+    console.log(`image: ${path.relative(root, input)} (${meta.width}x${meta.height} ${meta.format}, ${image.length} bytes) -> webp quality ${config.webpQuality} effort ${config.webpEffort}`);
+    console.log(`service: MAX_CONCURRENT_JOBS=${config.maxConcurrentJobs} CONVERT_CONCURRENCY=${config.convertConcurrency} MAX_COMPLETED_JOBS=${config.maxCompletedJobs}, ${config.maxConcurrentJobs * 2} jobs outstanding\n`);
+
+    const ours = await runOurs(config, serviceEnv, image);
+    const startSh = Object.entries(ours.startShEnv).map(([name, value]) => `${name}=${value}`).join(' ');
+    console.log(`environment scripts/start.sh gave the service, given to plain sharp too: ${startSh}`);
+    const plain = await runPlainSharp(config, { ...env, ...ours.startShEnv }, input, path.join(scratch, 'plain'));
+
+    const oursSpeed = jobs / ours.run.seconds;
+    const plainSpeed = jobs / plain.seconds;
+    const oursPeak = peak(ours.rss);
+    const plainPeak = peak(plain.rss);
+    const rssGrowth = growth(ours.rss, ours.window.fromMs, ours.window.toMs);
+    const statuses = Object.entries(ours.run.statuses).map(([status, n]) => `${status} ${n}`).join(', ');
+    const line = (name: string, text: string) => console.log(`${name.padEnd(12)} ${text}`);
+    line('ours:', `${jobs} jobs (${statuses}) in ${ours.run.seconds.toFixed(1)} s = ${oursSpeed.toFixed(2)} images/s, peak RSS ${mib(oursPeak.rssBytes).toFixed(1)} MiB`);
+    line('plain sharp:', `${jobs} conversions in ${plain.seconds.toFixed(1)} s = ${plainSpeed.toFixed(2)} images/s, peak RSS ${mib(plainPeak.rssBytes).toFixed(1)} MiB`);
+    const oursHeapTotal = Math.max(...ours.stats.map((s) => s.heapTotalBytes));
+    const breakdown = (sample: RssSample, heapTotal: number): string =>
+      `anonymous ${mib(sample.anonBytes).toFixed(1)} + file-backed ${mib(sample.fileBytes).toFixed(1)} MiB; V8 heap up to ${mib(heapTotal).toFixed(1)} MiB`;
+    console.log(`at peak: ours ${breakdown(oursPeak, oursHeapTotal)}; plain sharp ${breakdown(plainPeak, plain.maxHeapTotalBytes)}`);
+    const cpuPerImage = (cpu: number): string => ((cpu / jobs) * 1_000).toFixed(1);
+    console.log(`cpu: ours ${cpuPerImage(ours.cpuSeconds)} ms per image, plain sharp ${cpuPerImage(plain.cpuSeconds)} ms per image (all threads, user + system)`);
+    console.log(`rss_growth=${rssGrowth.ratio.toFixed(3)} (median RSS of the run's last quarter ${mib(rssGrowth.q4).toFixed(1)} MiB over its second quarter ${mib(rssGrowth.q2).toFixed(1)} MiB)`);
+    console.log(`end: heap_used_mb=${mib(ours.end.heapUsedBytes).toFixed(1)} external_mb=${mib(ours.end.externalBytes).toFixed(1)} temp_files=${ours.end.tempFiles} rows_after_sweep=${ours.rowsAfterSweep} (MAX_COMPLETED_JOBS ${config.maxCompletedJobs})`);
+    console.log(`at rest: fds_before=${ours.atRestBefore.fds} fds_after=${ours.atRestAfter.fds} handles_before=${ours.atRestBefore.handles} handles_after=${ours.atRestAfter.handles}; service exit code ${ours.exitCode}`);
+    console.log(`ratio_speed=${(oursSpeed / plainSpeed).toFixed(2)}`);
+    const ratioPeakRss = oursPeak.rssBytes / plainPeak.rssBytes;
+    console.log(`ratio_peak_rss=${ratioPeakRss.toFixed(2)}`);
+    console.log(`load average at end: ${os.loadavg().map((n) => n.toFixed(2)).join(' ')}`);
+    const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
+    console.log(
+      `targets: growth <= 1.05 ${verdict(rssGrowth.ratio <= 1.05)}, ratio_peak_rss <= 1.2 ${verdict(ratioPeakRss <= 1.2)}, ratio_speed >= 0.95 ${verdict(oursSpeed / plainSpeed >= 0.95)}`,
+    );
+
+    const seconds = (ms: number): number => ms / 1_000;
+    const svg = lineChart(
+      `RSS over time: ${jobs} jobs of ${meta.width}x${meta.height} JPEG -> WebP, ${os.availableParallelism()} cores`,
+      [
+        { name: 'image-jobs RSS', color: '#1f6feb', points: ours.rss.map((s) => [seconds(s.ms), mib(s.rssBytes)]) },
+        { name: 'plain sharp RSS', color: '#e8710a', points: plain.rss.map((s) => [seconds(s.ms), mib(s.rssBytes)]) },
+        { name: 'image-jobs V8 heap used', color: '#2da44e', width: 1.5, points: ours.stats.map((s) => [seconds(s.ms), mib(s.heapUsedBytes)]) },
+        { name: 'image-jobs external', color: '#8250df', width: 1.5, points: ours.stats.map((s) => [seconds(s.ms), mib(s.externalBytes)]) },
+      ],
+      { label: 'image-jobs measured run', fromS: seconds(ours.window.fromMs), toS: seconds(ours.window.toMs) },
+    );
+    fs.mkdirSync(path.dirname(CHART), { recursive: true });
+    fs.writeFileSync(CHART, svg);
+    console.log(`chart: ${path.relative(root, CHART)}`);
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+await main();
