@@ -7,9 +7,9 @@ import { HttpProblem } from '../http/problem.js';
 import { receiveMultipart } from '../http/submission/multipart.js';
 import { receiveRawBody } from '../http/submission/rawBody.js';
 import type { ReceivedUpload } from '../http/submission/receivedUpload.js';
-import { freeDiskBytes } from '../http/routes/health.js';
 import { ImageRefusedError, probeImage } from '../image/probe.js';
 import type { Scheduler } from '../queue/scheduler.js';
+import { freeDiskBytes } from '../storage/diskSpace.js';
 import type { TempStore } from '../storage/tempStore.js';
 import { conversionOptions, jobOptionsSchema } from './options.js';
 

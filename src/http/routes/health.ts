@@ -1,12 +1,6 @@
-import fsp from 'node:fs/promises';
 import Router from '@koa/router';
+import { freeDiskBytes } from '../../storage/diskSpace.js';
 import type { AppDeps } from '../app.js';
-
-/** Free bytes for an unprivileged writer on the file system holding `dir`. */
-export async function freeDiskBytes(dir: string): Promise<number> {
-  const stats = await fsp.statfs(dir);
-  return stats.bavail * stats.bsize;
-}
 
 /** Liveness and readiness for load balancers and orchestrators. */
 export function healthRoutes(deps: AppDeps): Router {
