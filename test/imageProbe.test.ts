@@ -4,6 +4,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ImageRefusedError, probeImage } from '../src/image/probe.js';
+import { HEAD_BYTES } from '../src/storage/tempStore.js';
 import {
   alphaPng, animatedGif, animatedWebp, cmykJpeg, corruptHeaderJpeg, exifRotatedJpeg, gradientJpeg, gradientPng, hugeScreenGif,
   pixelBombPng, sixteenBitPng, truncated,
@@ -20,8 +21,13 @@ function write(name: string, bytes: Buffer | string): string {
   return file;
 }
 
+/** Probes a file the way a submission does: with the head its upload kept. */
+function probe(file: string, limit: number) {
+  return probeImage(file, fs.readFileSync(file).subarray(0, HEAD_BYTES), limit);
+}
+
 async function refusal(file: string, limit = LIMIT): Promise<ImageRefusedError> {
-  const error = await probeImage(file, limit).then(
+  const error = await probe(file, limit).then(
     () => null,
     (thrown: unknown) => thrown,
   );
@@ -44,15 +50,15 @@ describe('probeImage', () => {
       ['16.png', await sixteenBitPng(40, 30), { format: 'png', width: 40, height: 30, pages: 1 }],
       ['alpha.png', await alphaPng(40, 30), { format: 'png', width: 40, height: 30, pages: 1 }],
     ];
-    for (const [name, bytes, expected] of cases) expect(await probeImage(write(name, bytes), LIMIT), name).toEqual(expected);
+    for (const [name, bytes, expected] of cases) expect(await probe(write(name, bytes), LIMIT), name).toEqual(expected);
   });
 
   it('reports the displayed size of an EXIF-rotated photo', async () => {
-    expect(await probeImage(write('rotated.jpg', await exifRotatedJpeg(40, 20, 6)), LIMIT)).toMatchObject({ width: 20, height: 40 });
+    expect(await probe(write('rotated.jpg', await exifRotatedJpeg(40, 20, 6)), LIMIT)).toMatchObject({ width: 20, height: 40 });
   });
 
   it('sniffs the format from the bytes, whatever the file is called', async () => {
-    expect(await probeImage(write('photo.gif', await gradientPng(10, 10)), LIMIT)).toMatchObject({ format: 'png' });
+    expect(await probe(write('photo.gif', await gradientPng(10, 10)), LIMIT)).toMatchObject({ format: 'png' });
   });
 
   it('answers 415 unsupported_media_type for non-images and formats it does not convert', async () => {
@@ -97,13 +103,13 @@ describe('probeImage', () => {
 
   it('measures a GIF claiming a 65535x65535 screen by the frame libvips decodes, promptly', async () => {
     const started = Date.now();
-    expect(await probeImage(write('screen.gif', hugeScreenGif()), LIMIT)).toEqual({ format: 'gif', width: 1, height: 1, pages: 1 });
+    expect(await probe(write('screen.gif', hugeScreenGif()), LIMIT)).toEqual({ format: 'gif', width: 1, height: 1, pages: 1 });
     expect(Date.now() - started).toBeLessThan(2_000);
   });
 
   it('counts every frame of an animation against the pixel limit', async () => {
     const file = write('frames.gif', await animatedGif(100, 100, 10));
-    expect(await probeImage(file, 100_000)).toMatchObject({ pages: 10 });
+    expect(await probe(file, 100_000)).toMatchObject({ pages: 10 });
     expect(await refusal(file, 99_999)).toMatchObject({ status: 422, code: 'image_too_large' });
   });
 

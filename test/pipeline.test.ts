@@ -97,7 +97,7 @@ function harness(env: Record<string, string> = {}) {
         },
         Date.now(),
       );
-      scheduler.notify();
+      scheduler.notify(job.runAt);
       return job;
     },
     folderOf: (job: Job): string => path.join(config.tmpDir, job.inputKey ?? ''),

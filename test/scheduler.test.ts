@@ -70,10 +70,33 @@ describe('the scheduler', () => {
     expect(claims).toBe(1); // one look at start, then no polling
     const job = insert(repo);
     const before = Date.now();
-    s.notify();
+    s.notify(job.runAt);
     await waitFor(() => repo.getJob(job.id)?.status === 'succeeded');
     expect(Date.now() - before).toBeLessThan(1_000);
     expect(claims).toBeLessThanOrEqual(3);
+  });
+
+  it('is woken by a new job only when the job is due before the loop would look anyway', async () => {
+    const { repo } = testDb();
+    let claims = 0;
+    const counted: JobRepository = { ...repo, claimDue: (...args) => ((claims += 1), repo.claimDue(...args)) };
+    const s = scheduler(counted, handler(() => undefined));
+    s.start();
+    await delay(20);
+    expect(claims).toBe(1);
+    const inAnHour = insert(repo, { runAt: Date.now() + 3_600_000 });
+    s.notify(inAnHour.runAt); // sleeping with no timer: must wake to set one
+    await delay(50);
+    expect(claims).toBe(2);
+    const later = insert(repo, { runAt: Date.now() + 7_200_000 });
+    s.notify(later.runAt); // the timer for the first fires earlier: no need to look now
+    await delay(50);
+    expect(claims).toBe(2);
+    const soon = insert(repo, { runAt: Date.now() + 100 });
+    s.notify(soon.runAt);
+    await waitFor(() => repo.getJob(soon.id)?.status === 'succeeded', 2_000);
+    expect(claims).toBeGreaterThanOrEqual(3);
+    expect(repo.getJob(inAnHour.id)?.status).toBe('queued');
   });
 
   it('wakes by itself when a delayed job becomes due', async () => {
@@ -82,7 +105,7 @@ describe('the scheduler', () => {
     s.start();
     await delay(20);
     const job = insert(repo, { runAt: Date.now() + 200 });
-    s.notify();
+    s.notify(job.runAt);
     await delay(100);
     expect(repo.getJob(job.id)?.status).toBe('queued');
     await waitFor(() => repo.getJob(job.id)?.status === 'succeeded', 2_000);

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { coalesce, fsyncPath } from '../storage/fsync.js';
 import { toEvent, toImage, toJob, type EventSqlRow, type ImageSqlRow, type JobSqlRow } from './jobRows.js';
 import type { AttemptRef, CancelResult, DeliveredImage, FailOutcome, Job, JobError, JobEvent, JobImage, ListQuery, NewJob } from './jobTypes.js';
 import { EventKind, JobStatus } from './states.js';
@@ -23,26 +24,21 @@ export type JobRepository = ReturnType<typeof createJobRepository>;
 const SYNCHRONOUS_NORMAL = 1;
 
 /**
- * With `synchronous = FULL` on the connection (SQLITE_SYNCHRONOUS's default),
- * only the writes a client is told are durable pay for an fsync of the WAL:
- * a submission (its 202) and a cancel. The attempt's own writes (claims,
- * deliveries, completions) commit at NORMAL, which WAL keeps safe from any
- * process crash; a power loss can roll the latest of them back, which only
- * runs an attempt again. A FULL commit syncs every frame before it too.
+ * With `synchronous = FULL` asked for (SQLITE_SYNCHRONOUS's default), the
+ * connection commits at NORMAL and a write a client is told about (a
+ * submission's 202, a cancel) waits for `makeDurable`: an fsync of the WAL
+ * on libuv's pool, shared by every commit made before it starts, instead of
+ * one fsync per commit on the main thread. What it makes durable is what
+ * FULL would: the WAL frames of every commit so far (WAL keeps all commits
+ * safe from a process crash either way). The attempt's own writes (claims,
+ * deliveries, completions) are not waited for: a power loss can roll the
+ * latest of them back, which only runs an attempt again.
  */
 export function createJobRepository(db: Database.Database) {
-  const acknowledgedLevel = db.pragma('synchronous', { simple: true }) as number;
-  const relaxed = acknowledgedLevel > SYNCHRONOUS_NORMAL;
-  if (relaxed) db.pragma('synchronous = NORMAL');
-  const acknowledged = <T>(write: () => T): T => {
-    if (!relaxed) return write();
-    db.pragma(`synchronous = ${acknowledgedLevel}`);
-    try {
-      return write();
-    } finally {
-      db.pragma('synchronous = NORMAL');
-    }
-  };
+  const full = (db.pragma('synchronous', { simple: true }) as number) > SYNCHRONOUS_NORMAL;
+  if (full) db.pragma('synchronous = NORMAL');
+  // SQLite keeps the WAL beside the database, named `<database>-wal`, for as long as a connection is open.
+  const syncWal = full ? coalesce(() => fsyncPath(`${db.name}-wal`)) : null;
 
   const sql = {
     // Insert a new queued job.
@@ -195,7 +191,7 @@ export function createJobRepository(db: Database.Database) {
 
   const refOf = (job: JobSqlRow): AttemptRef => ({ jobId: job.id, owner: job.lease_owner ?? '', attempt: job.attempts });
 
-  const insertJobTx = db.transaction((job: NewJob, now: number): { job: Job; created: boolean } => {
+  const insertOne = (job: NewJob, now: number): { job: Job; created: boolean } => {
     if (job.idempotencyKey !== null) {
       const existing = sql.byIdempotencyKey.get(job.idempotencyKey);
       if (existing) return { job: toJob(existing), created: false };
@@ -208,7 +204,9 @@ export function createJobRepository(db: Database.Database) {
       sql.insertImage.run(row.id, index, image.originalName, image.inputFormat, image.width, image.height, image.pages, image.inputBytes);
     });
     return { job: toJob(row), created: true };
-  });
+  };
+  const insertJobTx = db.transaction(insertOne);
+  const insertJobsTx = db.transaction((jobs: readonly NewJob[], now: number) => jobs.map((job) => insertOne(job, now)));
 
   const claimDueTx = db.transaction((owner: string, now: number, leaseMs: number, limit: number): Job[] => {
     const rows = sql.claimDue.all({ owner, now, expires: now + leaseMs, limit });
@@ -262,9 +260,26 @@ export function createJobRepository(db: Database.Database) {
   });
 
   return {
-    /** Stores a queued job and its image rows; with a known idempotency key, returns the first job instead. */
+    /**
+     * Stores a queued job and its image rows; with a known idempotency key,
+     * returns the first job instead. Durable against power loss once
+     * `makeDurable` resolves.
+     */
     insertJob(job: NewJob, now: number): { job: Job; created: boolean } {
-      return acknowledged(() => insertJobTx.immediate(job, now));
+      return insertJobTx.immediate(job, now);
+    },
+
+    /** `insertJob` for several jobs in one transaction: one commit for all. */
+    insertJobs(jobs: readonly NewJob[], now: number): { job: Job; created: boolean }[] {
+      return insertJobsTx.immediate(jobs, now);
+    },
+
+    /**
+     * Resolves once every commit made so far survives power loss, as
+     * SQLITE_SYNCHRONOUS=FULL promises; at once below FULL.
+     */
+    async makeDurable(): Promise<void> {
+      await syncWal?.();
     },
 
     /** Atomically moves up to `limit` due jobs to running under `owner`'s lease and counts the attempt. */
@@ -319,7 +334,7 @@ export function createJobRepository(db: Database.Database) {
 
     /** queued|running → cancelled. Returns null for an unknown job. */
     cancelJob(id: number, now: number): CancelResult | null {
-      return acknowledged(() => cancelTx.immediate(id, now));
+      return cancelTx.immediate(id, now);
     },
 
     /** Makes a queued job due now; null when the job is not queued. */

@@ -1,4 +1,4 @@
-import { fileTypeFromFile } from 'file-type';
+import { fileTypeFromBuffer } from 'file-type';
 import { sharpDetail } from './conversionErrors.js';
 import { readHeader } from './header.js';
 
@@ -55,14 +55,15 @@ const ACCEPTED_LIST = 'JPEG, PNG, GIF, WebP, AVIF or TIFF';
 /**
  * Decides whether an uploaded file is an image the service converts, from
  * its bytes alone (never the client's content type or name): the format is
- * sniffed from the first bytes, then the header is read without decoding a
+ * sniffed from `head`, the file's first bytes (kept while it was written, see
+ * `HEAD_BYTES`), then the header is read without decoding a
  * pixel to get the size and refuse pixel bombs. Throws `ImageRefusedError`:
  * 415 for anything that is not an accepted raster format (SVG, PDF, HEVC
  * HEIC, text…), 422 when the header is unreadable or the frames hold more
  * than `maxInputPixels` pixels in total.
  */
-export async function probeImage(file: string, maxInputPixels: number): Promise<ProbedImage> {
-  const sniffed = await fileTypeFromFile(file);
+export async function probeImage(file: string, head: Uint8Array, maxInputPixels: number): Promise<ProbedImage> {
+  const sniffed = await fileTypeFromBuffer(head);
   const format = sniffed === undefined ? undefined : acceptedSniffs[sniffed.ext];
   if (format === undefined) {
     const what = sniffed === undefined ? 'not a recognised image' : sniffed.mime;

@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import type { Job, JobRepository, NewImage } from '../db/jobRepository.js';
+import { groupCommit } from '../db/groupCommit.js';
+import type { Job, JobRepository, NewImage, NewJob } from '../db/jobRepository.js';
 import { checkDestination } from '../destination/index.js';
 import { HttpProblem } from '../http/problem.js';
 import { receiveMultipart } from '../http/submission/multipart.js';
@@ -78,7 +79,7 @@ async function probeAll(deps: SubmitDeps, key: string, upload: ReceivedUpload): 
   const images: NewImage[] = [];
   for (const file of upload.files) {
     try {
-      const probed = await probeImage(deps.tempStore.inputPath(key, file.index), deps.config.maxInputPixels);
+      const probed = await probeImage(deps.tempStore.inputPath(key, file.index), file.head, deps.config.maxInputPixels);
       images.push({ originalName: file.originalName, inputFormat: probed.format, width: probed.width, height: probed.height, pages: probed.pages, inputBytes: file.bytes });
     } catch (error) {
       if (error instanceof ImageRefusedError) {
@@ -91,53 +92,63 @@ async function probeAll(deps: SubmitDeps, key: string, upload: ReceivedUpload): 
   return images;
 }
 
+export type SubmitJob = (submission: Submission) => Promise<SubmitResult>;
+
 /**
- * A submission, from body to committed row. The 202 may only follow the
- * commit: files are fsync'd, their folder is fsync'd, then the row is written
- * in an IMMEDIATE transaction. Anything refused on the way removes the
+ * Submissions, from body to durable row. The 202 may only follow the commit:
+ * files are fsync'd, their folder is fsync'd, then the row is written in an
+ * IMMEDIATE transaction shared with the submissions that reach the same point
+ * in the same turn of the event loop, and the answer waits until the commit
+ * is durable (`makeDurable`). Anything refused before the commit removes the
  * folder, so no row and no temp file remain.
  */
-export async function submitJob(deps: SubmitDeps, submission: Submission): Promise<SubmitResult> {
-  // A repeated key answers before the body is read; the insert checks again for a race.
-  const earlier = submission.idempotencyKey === null ? null : deps.repo.findByIdempotencyKey(submission.idempotencyKey);
-  if (earlier !== null) return { job: earlier, created: false };
-  await checkCapacity(deps);
-  const key = await deps.tempStore.create();
-  try {
-    const upload = await receive(deps, submission, key);
-    const parsed = jobOptionsSchema.safeParse(upload.options);
-    if (!parsed.success) {
-      const issues = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'options'}: ${issue.message}`).join('; ');
-      throw new HttpProblem(400, 'invalid_options', `Invalid options: ${issues}.`);
+export function createSubmitter(deps: SubmitDeps): SubmitJob {
+  const insert = groupCommit((jobs: readonly NewJob[]) => deps.repo.insertJobs(jobs, Date.now()));
+
+  return async (submission) => {
+    // A repeated key answers before the body is read; the insert checks again for a race.
+    const earlier = submission.idempotencyKey === null ? null : deps.repo.findByIdempotencyKey(submission.idempotencyKey);
+    if (earlier !== null) {
+      await deps.repo.makeDurable(); // it may have been committed a moment ago, its own answer still pending
+      return { job: earlier, created: false };
     }
-    const options = parsed.data;
-    const destinationProblem = checkDestination(options.destination, upload.files.length, deps.config.uploadAllowedHosts);
-    if (destinationProblem !== null) throw new HttpProblem(400, 'invalid_destination', destinationProblem);
-    const images = await probeAll(deps, key, upload);
-    await deps.tempStore.sync(key);
-    const now = Date.now();
-    const result = deps.repo.insertJob(
-      {
+    await checkCapacity(deps);
+    const key = await deps.tempStore.create();
+    let stored: SubmitResult | null = null;
+    try {
+      const upload = await receive(deps, submission, key);
+      const parsed = jobOptionsSchema.safeParse(upload.options);
+      if (!parsed.success) {
+        const issues = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'options'}: ${issue.message}`).join('; ');
+        throw new HttpProblem(400, 'invalid_options', `Invalid options: ${issues}.`);
+      }
+      const options = parsed.data;
+      const destinationProblem = checkDestination(options.destination, upload.files.length, deps.config.uploadAllowedHosts);
+      if (destinationProblem !== null) throw new HttpProblem(400, 'invalid_destination', destinationProblem);
+      // Independent: reading headers and making the files' names durable overlap.
+      const [images] = await Promise.all([probeAll(deps, key, upload), deps.tempStore.sync(key)]);
+      stored = await insert({
         priority: options.priority,
         maxAttempts: options.maxAttempts ?? deps.config.maxAttempts,
         options: { ...conversionOptions(options) },
         destination: options.destination,
         idempotencyKey: submission.idempotencyKey,
         inputKey: key,
-        runAt: now + options.delayMs,
+        runAt: Date.now() + options.delayMs,
         images,
-      },
-      now,
-    );
-    if (!result.created) {
-      await deps.tempStore.remove(key);
-      return result;
+      });
+      if (stored.created) {
+        deps.scheduler.notify(stored.job.runAt);
+        submission.log.info({ jobId: stored.job.id, images: images.length }, 'job queued');
+      } else {
+        await deps.tempStore.remove(key); // the first submission with this key owns its own files
+      }
+      await deps.repo.makeDurable();
+      return stored;
+    } catch (error) {
+      // A committed job keeps its files whatever happens after the commit.
+      if (stored?.created !== true) await deps.tempStore.remove(key);
+      throw error;
     }
-    deps.scheduler.notify();
-    submission.log.info({ jobId: result.job.id, images: images.length }, 'job queued');
-    return result;
-  } catch (error) {
-    await deps.tempStore.remove(key);
-    throw error;
-  }
+  };
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import type { Logger } from 'pino';
+import { groupCommit } from '../db/groupCommit.js';
 import type { AttemptRef, Job, JobRepository } from '../db/jobRepository.js';
 import { isTerminal } from '../db/states.js';
 import { AttemptTimeoutError, classifyError } from './errors.js';
@@ -150,6 +151,10 @@ export function createScheduler(options: SchedulerOptions) {
   let loopDone: Promise<void> = Promise.resolve();
   let wakePending = false;
   let wakeUp: (() => void) | null = null;
+  /** While the loop sleeps: when it wakes by itself (epoch ms); Infinity when only a wake-up ends the sleep. */
+  let wakesAt = Number.POSITIVE_INFINITY;
+  /** While the loop sleeps: true when it waits for a free slot, which a finishing attempt signals. */
+  let waitingForSlot = false;
   let heartbeatTimer: NodeJS.Timeout | null = null;
 
   function wake(): void {
@@ -158,13 +163,15 @@ export function createScheduler(options: SchedulerOptions) {
   }
 
   /** Sleeps until woken, or until `until` (epoch ms) when given. */
-  async function sleep(until: number | null): Promise<void> {
+  async function sleep(until: number | null, forSlot = false): Promise<void> {
     if (wakePending || stopping) {
       wakePending = false;
       return;
     }
     await new Promise<void>((resolve) => {
       let timer: NodeJS.Timeout | null = null;
+      wakesAt = until ?? Number.POSITIVE_INFINITY;
+      waitingForSlot = forSlot;
       wakeUp = () => {
         if (timer) clearTimeout(timer);
         wakeUp = null;
@@ -181,7 +188,7 @@ export function createScheduler(options: SchedulerOptions) {
       try {
         const free = slots.limit - slots.inUse;
         if (free === 0) {
-          await sleep(null); // a finishing attempt wakes us
+          await sleep(null, true); // a finishing attempt wakes us
           continue;
         }
         const claimed = repo.claimDue(owner, now(), leaseMs, free);
@@ -239,7 +246,7 @@ export function createScheduler(options: SchedulerOptions) {
     let outcome: AttemptOutcome = 'superseded';
     let errorCode: string | null = null;
     if (ok) {
-      ended = await completions.complete(ref);
+      ended = await completeAttempt(ref);
       if (ended) {
         outcome = 'succeeded';
         log.info({ jobId: job.id, attempt: ref.attempt, durationMs }, 'job succeeded');
@@ -273,26 +280,7 @@ export function createScheduler(options: SchedulerOptions) {
    * Attempts that succeed in the same turn of the event loop are written in
    * one transaction: under load this halves the commits per job.
    */
-  const completions = (() => {
-    let pending: { ref: AttemptRef; resolve: (ended: boolean) => void; reject: (error: unknown) => void }[] = [];
-    const flush = (): void => {
-      const batch = pending;
-      pending = [];
-      try {
-        const ended = repo.completeAttempts(batch.map((entry) => entry.ref), now());
-        batch.forEach((entry, i) => entry.resolve(ended[i] ?? false));
-      } catch (error) {
-        for (const entry of batch) entry.reject(error);
-      }
-    };
-    return {
-      complete: (ref: AttemptRef): Promise<boolean> =>
-        new Promise((resolve, reject) => {
-          if (pending.length === 0) setImmediate(flush);
-          pending.push({ ref, resolve, reject });
-        }),
-    };
-  })();
+  const completeAttempt = groupCommit((refs: readonly AttemptRef[]) => repo.completeAttempts(refs, now()));
 
   function renewLeases(): void {
     try {
@@ -325,8 +313,15 @@ export function createScheduler(options: SchedulerOptions) {
       loopDone = loop();
     },
 
-    /** Wakes the loop at once: call after inserting a job. */
-    notify: wake,
+    /**
+     * Call after a job was inserted or made due at `runAt`. Wakes the loop
+     * unless it will look in time by itself: it sleeps until a time no later
+     * than `runAt`, or until a slot frees (it claims whatever is due then).
+     */
+    notify(runAt: number): void {
+      if (wakeUp !== null && (waitingForSlot || wakesAt <= runAt)) return;
+      wake();
+    },
 
     /**
      * Cancels a queued or running job. A running attempt of this process is
@@ -336,6 +331,7 @@ export function createScheduler(options: SchedulerOptions) {
     async cancel(jobId: number): Promise<{ job: Job; cancelled: boolean } | null> {
       const result = repo.cancelJob(jobId, now());
       if (result === null) return null;
+      await repo.makeDurable();
       if (result.cancelled) {
         const local = inFlight.get(jobId);
         if (local && result.previous?.attempt === local.ref.attempt) local.controller.abort(new CancelAbort());

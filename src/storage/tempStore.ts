@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { fsyncPath } from './fsync.js';
+import type { Readable } from 'node:stream';
+import { close, fsync, open, write } from './fsCalls.js';
+import { coalesce, fsyncPath } from './fsync.js';
 
 /**
  * Where image bytes live between submission and delivery: one folder per job
@@ -31,21 +31,29 @@ export interface TempFolder {
   readonly bytes: number;
 }
 
-/** Counts bytes through, failing once more than `limit` went by. */
-function byteLimit(limit: number, counted: { bytes: number }): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      counted.bytes += chunk.length;
-      if (counted.bytes > limit) callback(new TooLargeError(limit));
-      else callback(null, chunk);
-    },
-  });
+/** How many leading bytes of an input `writeInput` keeps: what file-type reads to sniff a format. */
+export const HEAD_BYTES = 4_100;
+
+/** What `writeInput` stored. */
+export interface WrittenInput {
+  readonly bytes: number;
+  /** The first `HEAD_BYTES` bytes (fewer for a smaller file), so the format is sniffed without reading the file again. */
+  readonly head: Buffer;
+}
+
+async function writeAll(fd: number, chunk: Buffer): Promise<void> {
+  for (let offset = 0; offset < chunk.length; ) {
+    const { bytesWritten } = await write(fd, chunk, offset, chunk.length - offset);
+    offset += bytesWritten;
+  }
 }
 
 export type TempStore = ReturnType<typeof createTempStore>;
 
 export function createTempStore(root: string) {
   fs.mkdirSync(root, { recursive: true });
+  // The root's entries are the job folders: one fsync of it serves every folder made before it starts.
+  const syncRoot = coalesce(() => fsyncPath(root));
 
   const folder = (key: string): string => {
     // Keys come from this module; refuse anything else so no path escapes the root.
@@ -73,21 +81,47 @@ export function createTempStore(root: string) {
 
     /**
      * Streams `source` to image `index`'s input file and fsyncs it. Throws
-     * `TooLargeError` past `maxBytes` (checked as bytes arrive). Returns the
-     * bytes written.
+     * `TooLargeError` past `maxBytes` (checked as bytes arrive). One chunk at
+     * a time: the next is read only once the last is written, so a slow disk
+     * holds the upload back instead of buffering it.
      */
-    async writeInput(key: string, index: number, source: Readable, maxBytes: number): Promise<number> {
-      const counted = { bytes: 0 };
-      // `flush` fsyncs before the stream closes its file, and the pipeline waits for that close.
-      // (Not a FileHandle stream with autoClose off: its handle's close() never settles, nodejs/node#54797.)
-      await pipeline(source, byteLimit(maxBytes, counted), fs.createWriteStream(this.inputPath(key, index), { flags: 'wx', flush: true }));
-      return counted.bytes;
+    async writeInput(key: string, index: number, source: Readable, maxBytes: number): Promise<WrittenInput> {
+      // Until the loop below takes the source, an error it emits (its client gone) must not go
+      // unheard and crash the process; the loop then finds the source destroyed and throws that error.
+      const heldUntilRead = (): void => undefined;
+      source.on('error', heldUntilRead);
+      let fd: number;
+      try {
+        fd = await open(this.inputPath(key, index), 'wx');
+      } finally {
+        source.off('error', heldUntilRead);
+      }
+      let bytes = 0;
+      const head: Buffer[] = [];
+      let headBytes = 0;
+      try {
+        for await (const chunk of source as AsyncIterable<Buffer>) {
+          bytes += chunk.length;
+          if (bytes > maxBytes) throw new TooLargeError(maxBytes);
+          if (headBytes < HEAD_BYTES) {
+            // A copy: a view would keep the whole socket chunk alive as long as the head.
+            const part = Buffer.from(chunk.subarray(0, HEAD_BYTES - headBytes));
+            head.push(part);
+            headBytes += part.length;
+          }
+          await writeAll(fd, chunk);
+        }
+        await fsync(fd);
+      } finally {
+        await close(fd);
+      }
+      return { bytes, head: Buffer.concat(head) };
     },
 
     /** Makes the folder's entries durable (their names), after their contents were fsync'd. */
     async sync(key: string): Promise<void> {
       await fsyncPath(folder(key));
-      await fsyncPath(root);
+      await syncRoot();
     },
 
     /** Deletes a folder and all in it; idempotent. */

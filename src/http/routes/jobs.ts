@@ -4,7 +4,7 @@ import type { Context } from 'koa';
 import type { Logger } from 'pino';
 import { jobStatuses, type JobStatus } from '../../db/states.js';
 import { localOutputPath } from '../../destination/index.js';
-import { parseIdempotencyKey, submitJob } from '../../jobs/submitJob.js';
+import { createSubmitter, parseIdempotencyKey } from '../../jobs/submitJob.js';
 import type { AppDeps } from '../app.js';
 import { jobView } from '../jobView.js';
 import { HttpProblem } from '../problem.js';
@@ -36,6 +36,7 @@ function decodeCursor(cursor: string): number {
 export function jobRoutes(deps: AppDeps): Router {
   const router = new Router();
   const { repo, scheduler } = deps;
+  const submitJob = createSubmitter(deps);
 
   const loadJob = (ctx: Context) => {
     const job = repo.getJob(parseId(ctx.params.id));
@@ -44,7 +45,7 @@ export function jobRoutes(deps: AppDeps): Router {
   };
 
   router.post('/jobs', async (ctx) => {
-    const { job, created } = await submitJob(deps, {
+    const { job, created } = await submitJob({
       req: ctx.req,
       contentType: ctx.request.type,
       query: ctx.query,
@@ -91,7 +92,7 @@ export function jobRoutes(deps: AppDeps): Router {
     switch (job.status) {
       case 'queued': {
         const due = repo.runNow(job.id, Date.now()) ?? job;
-        scheduler.notify();
+        scheduler.notify(due.runAt);
         ctx.body = jobView(due, repo.listImages(job.id));
         return;
       }

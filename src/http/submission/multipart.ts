@@ -65,12 +65,12 @@ export function receiveMultipart(req: IncomingMessage, store: TempStore, key: st
         return;
       }
       const index = files.length;
-      const file = { index, originalName: cleanFilename(info.filename), bytes: 0 };
+      const file = { index, originalName: cleanFilename(info.filename), bytes: 0, head: Buffer.alloc(0) };
       files.push(file);
       writes.push(
         store.writeInput(key, index, stream, limits.maxUploadBytes).then(
-          (bytes) => {
-            files[index] = { ...file, bytes };
+          ({ bytes, head }) => {
+            files[index] = { ...file, bytes, head };
           },
           (error: unknown) => {
             stream.resume();

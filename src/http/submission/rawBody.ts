@@ -16,9 +16,9 @@ export async function receiveRawBody(
   key: string,
   maxUploadBytes: number,
 ): Promise<ReceivedUpload> {
-  const tooLarge = new HttpProblem(413, 'image_too_large_bytes', `The image is larger than ${maxUploadBytes} bytes (MAX_UPLOAD_BYTES).`);
+  const tooLarge = () => new HttpProblem(413, 'image_too_large_bytes', `The image is larger than ${maxUploadBytes} bytes (MAX_UPLOAD_BYTES).`);
   const declared = Number(req.headers['content-length'] ?? Number.NaN);
-  if (declared > maxUploadBytes) throw tooLarge;
+  if (declared > maxUploadBytes) throw tooLarge();
 
   const options: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(query)) {
@@ -33,16 +33,16 @@ export async function receiveRawBody(
     }
   }
 
-  let bytes: number;
+  let written;
   try {
-    bytes = await store.writeInput(key, 0, req, maxUploadBytes);
+    written = await store.writeInput(key, 0, req, maxUploadBytes);
   } catch (error) {
-    if (error instanceof TooLargeError) throw tooLarge;
+    if (error instanceof TooLargeError) throw tooLarge();
     if (req.aborted || (error as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE') {
       throw new HttpProblem(400, 'upload_aborted', 'The client stopped sending the body.');
     }
     throw error;
   }
-  if (bytes === 0) throw new HttpProblem(400, 'empty_body', 'The request body is empty: send the image bytes.');
-  return { files: [{ index: 0, originalName: null, bytes }], options };
+  if (written.bytes === 0) throw new HttpProblem(400, 'empty_body', 'The request body is empty: send the image bytes.');
+  return { files: [{ index: 0, originalName: null, ...written }], options };
 }

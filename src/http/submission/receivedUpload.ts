@@ -4,6 +4,8 @@ export interface ReceivedFile {
   /** The client's filename: metadata only, never a path. */
   readonly originalName: string | null;
   readonly bytes: number;
+  /** The file's first bytes, for sniffing its format. */
+  readonly head: Buffer;
 }
 
 /** What a submission's body held, whichever form it came in. */
