@@ -165,10 +165,8 @@ describe('conversion', () => {
     await waitFor(() => slots.inUse === 1);
     const reason = new Error('attempt aborted');
     controller.abort(reason);
-    const startedWaiting = Date.now();
     await expect(converting).rejects.toBe(reason);
-    expect(Date.now() - startedWaiting).toBeLessThan(100);
-    expect(slots.inUse).toBe(1);
+    expect(slots.inUse).toBe(1); // rejected while libvips still works: the attempt did not wait for it
     await waitFor(() => slots.inUse === 0, 20_000);
     await waitFor(() => !fs.existsSync(job.output));
   });

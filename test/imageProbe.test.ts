@@ -94,17 +94,14 @@ describe('probeImage', () => {
   it('answers 422 image_too_large for a pixel bomb, from its header alone', async () => {
     const bomb = pixelBombPng(50_000, 50_000);
     expect(bomb.length).toBeLessThan(100);
-    const started = Date.now();
+    // Decoding 2.5 gigapixels would take gigabytes and far longer than the test's timeout.
     const error = await refusal(write('bomb.png', bomb));
     expect(error).toMatchObject({ status: 422, code: 'image_too_large' });
     expect(error.message).toContain('2500000000 pixels');
-    expect(Date.now() - started).toBeLessThan(2_000);
   });
 
-  it('measures a GIF claiming a 65535x65535 screen by the frame libvips decodes, promptly', async () => {
-    const started = Date.now();
+  it('measures a GIF claiming a 65535x65535 screen by the frame libvips decodes', async () => {
     expect(await probe(write('screen.gif', hugeScreenGif()), LIMIT)).toEqual({ format: 'gif', width: 1, height: 1, pages: 1 });
-    expect(Date.now() - started).toBeLessThan(2_000);
   });
 
   it('counts every frame of an animation against the pixel limit', async () => {

@@ -69,10 +69,8 @@ describe('the scheduler', () => {
     await delay(300);
     expect(claims).toBe(1); // one look at start, then no polling
     const job = insert(repo);
-    const before = Date.now();
-    s.notify(job.runAt);
+    s.notify(job.runAt); // no timer is set while nothing is queued: only this wakes the loop
     await waitFor(() => repo.getJob(job.id)?.status === 'succeeded');
-    expect(Date.now() - before).toBeLessThan(1_000);
     expect(claims).toBeLessThanOrEqual(3);
   });
 
