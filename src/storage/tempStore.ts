@@ -83,9 +83,11 @@ export function createTempStore(root: string) {
      * Streams `source` to image `index`'s input file and fsyncs it. Throws
      * `TooLargeError` past `maxBytes` (checked as bytes arrive). One chunk at
      * a time: the next is read only once the last is written, so a slow disk
-     * holds the upload back instead of buffering it.
+     * holds the upload back instead of buffering it. `written`, if given, is
+     * told of each chunk once it is on its way to disk and no longer needed
+     * here (see `releaseChunk`).
      */
-    async writeInput(key: string, index: number, source: Readable, maxBytes: number): Promise<WrittenInput> {
+    async writeInput(key: string, index: number, source: Readable, maxBytes: number, written?: (chunk: Buffer) => void): Promise<WrittenInput> {
       // Until the loop below takes the source, an error it emits (its client gone) must not go
       // unheard and crash the process; the loop then finds the source destroyed and throws that error.
       const heldUntilRead = (): void => undefined;
@@ -110,6 +112,7 @@ export function createTempStore(root: string) {
             headBytes += part.length;
           }
           await writeAll(fd, chunk);
+          written?.(chunk);
         }
         await fsync(fd);
       } finally {

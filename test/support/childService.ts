@@ -27,6 +27,8 @@ const baseEnv = {
 
 export interface ServiceProcess {
   readonly url: string;
+  /** The service's own pid (scripts/start.sh execs node). */
+  readonly pid: number;
   readonly dataDir: string;
   /** Settles when the process has exited. */
   readonly exited: Promise<ExitStatus>;
@@ -80,7 +82,7 @@ export async function startServiceProcess(dataDir: string, env: Record<string, s
 
   try {
     const port = await listeningPort(child, exited, { onLine: keep, timeoutMs: START_TIMEOUT_MS });
-    return { url: `http://127.0.0.1:${port}`, dataDir, exited, kill, logTail };
+    return { url: `http://127.0.0.1:${port}`, pid: child.pid ?? 0, dataDir, exited, kill, logTail };
   } catch (error) {
     await killNow();
     throw new Error(`${(error as Error).message}:\n${logTail()}`, { cause: error });

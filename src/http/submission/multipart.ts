@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import busboy from 'busboy';
 import { HttpProblem } from '../problem.js';
+import { releaseChunk } from '../../storage/releaseChunk.js';
 import { TooLargeError, type TempStore } from '../../storage/tempStore.js';
 import { cleanFilename, type ReceivedFile, type ReceivedUpload } from './receivedUpload.js';
 
@@ -11,6 +12,49 @@ export interface MultipartLimits {
 
 /** Size cap of the `options` field: JSON options are small. */
 const MAX_OPTIONS_BYTES = 64 * 1024;
+
+/**
+ * Frees the request's chunks as soon as nothing holds them (see
+ * `releaseChunk`). busboy hands file bytes on as views into the request's
+ * chunks, in order. So once a file's writer has written a view into request
+ * chunk j and every earlier file's writer has finished, nothing views a chunk
+ * before j: busboy has parsed past them (it copies what it keeps), this file's
+ * earlier bytes and every earlier file are written, later parts come after.
+ * Chunks busboy has not parsed yet are never released. This leans on how
+ * busboy 1.x hands data on; test/api.test.ts checks every stored byte.
+ */
+function chunkReleaser(req: IncomingMessage) {
+  const arrived = new Map<number, WeakRef<Buffer>>();
+  const arrivalOf = new WeakMap<ArrayBufferLike, number>();
+  let count = 0;
+  let releasedBelow = 0;
+  const finished = new Set<number>();
+  let allFinishedBelow = 0;
+  // Registered before the request is piped to busboy, so it sees each chunk first.
+  req.on('data', (chunk: Buffer) => {
+    arrivalOf.set(chunk.buffer, count);
+    arrived.set(count, new WeakRef(chunk));
+    count += 1;
+  });
+  return {
+    /** File `file`'s writer has written `view` to disk. */
+    written(file: number, view: Buffer): void {
+      const chunk = arrivalOf.get(view.buffer);
+      if (chunk === undefined || file > allFinishedBelow) return; // a copy busboy made, or an earlier file still writing
+      for (; releasedBelow < chunk; releasedBelow += 1) {
+        const ref = arrived.get(releasedBelow);
+        arrived.delete(releasedBelow);
+        const dead = ref?.deref();
+        if (dead !== undefined) releaseChunk(dead);
+      }
+    },
+    /** File `file`'s writer has ended, well or not. */
+    finished(file: number): void {
+      finished.add(file);
+      while (finished.has(allFinishedBelow)) allFinishedBelow += 1;
+    },
+  };
+}
 
 /**
  * Streams a `multipart/form-data` body into the temp store folder `key`:
@@ -43,6 +87,7 @@ export function receiveMultipart(req: IncomingMessage, store: TempStore, key: st
 
     const files: ReceivedFile[] = [];
     const writes: Promise<unknown>[] = [];
+    const chunks = chunkReleaser(req);
     let options: unknown = {};
     let failed = false;
 
@@ -67,8 +112,9 @@ export function receiveMultipart(req: IncomingMessage, store: TempStore, key: st
       const index = files.length;
       const file = { index, originalName: cleanFilename(info.filename), bytes: 0, head: Buffer.alloc(0) };
       files.push(file);
+      const writing = store.writeInput(key, index, stream, limits.maxUploadBytes, (view) => chunks.written(index, view));
       writes.push(
-        store.writeInput(key, index, stream, limits.maxUploadBytes).then(
+        writing.finally(() => chunks.finished(index)).then(
           ({ bytes, head }) => {
             files[index] = { ...file, bytes, head };
           },

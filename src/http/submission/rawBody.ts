@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { HttpProblem } from '../problem.js';
+import { releaseChunk } from '../../storage/releaseChunk.js';
 import { TooLargeError, type TempStore } from '../../storage/tempStore.js';
 import type { ReceivedUpload } from './receivedUpload.js';
 
@@ -35,7 +36,8 @@ export async function receiveRawBody(
 
   let written;
   try {
-    written = await store.writeInput(key, 0, req, maxUploadBytes);
+    // Nothing else reads the body: each chunk's memory goes as soon as it is written.
+    written = await store.writeInput(key, 0, req, maxUploadBytes, releaseChunk);
   } catch (error) {
     if (error instanceof TooLargeError) throw tooLarge();
     if (req.aborted || (error as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE') {
