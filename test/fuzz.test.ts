@@ -102,7 +102,14 @@ describe('random and mutated requests', () => {
         seen.set(status, (seen.get(status) ?? 0) + 1);
         expect(status >= 500 && status !== 503, `${request.method} ${request.path} answered ${status}`).toBe(false);
       }),
-      { numRuns: 250 },
+      {
+        numRuns: 250,
+        // Always among the requests, whatever the seed: an accepted raw and an accepted multipart submission.
+        examples: [
+          [{ method: 'POST', path: '/jobs', headers: { 'content-type': 'image/jpeg' }, body: image }],
+          [{ method: 'POST', path: '/jobs', headers: { 'content-type': 'multipart/form-data; boundary=xyz' }, body: multipartBody('xyz', [{ name: 'images', filename: 'a.jpg', body: image }], true) }],
+        ],
+      },
     );
     expect((await fetch(`${s.url}/health`)).status).toBe(200);
     // Every accepted job ends; only then may no temp folder remain.
