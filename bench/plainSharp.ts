@@ -1,21 +1,30 @@
 /**
- * The baseline of `bench/soak.ts`: plain sharp converting one image file to
- * WebP files, `--count` times, with CONVERT_CONCURRENCY conversions in flight,
- * in a process of its own. It takes the service's settings from the same
- * place the service does (`loadConfig` over the same environment, and
- * `configureSharp`) and runs the same sharp pipeline as src/image/convert.ts
- * (fail on errors, pixel limit, auto-orient, sRGB, WebP quality and effort),
- * so that what differs from the service is the service itself.
+ * The baselines of `bench/soak.ts`: sharp converting one image file to WebP
+ * files, `--count` times, with `--in-flight` conversions at once
+ * (CONVERT_CONCURRENCY), in a process of its own that loads nothing but
+ * sharp. It runs the same sharp pipeline as src/image/convert.ts (fail on
+ * errors, pixel limit, auto-orient, sRGB, WebP quality and effort, file to
+ * file); bench/soak.ts passes the service's values on the command line.
+ *
+ * `--settings` says which sharp it is:
+ * - `plain` (the baseline of `ratio_speed` and `ratio_peak_rss`): sharp as it
+ *   comes — its own default threads per image and operation cache. What the
+ *   process is started with (the default allocator and thread pool, no V8
+ *   flags) is bench/soak.ts's side of it.
+ * - `tuned`: sharp given the service's own settings (`configureSharp()`:
+ *   one thread per image, cache off); bench/soak.ts starts it with the
+ *   environment and node flags scripts/start.sh gave the service, so only the
+ *   service's own work differs.
  *
  * Run compiled under plain node (bench/soak.ts does that); prints one JSON line:
- * `{"msg":"done","images":N,"seconds":S,"cpuSeconds":C,"maxHeapTotalBytes":H}` (C: CPU time of
- * all threads during the run; H: the V8 heap's largest size, sampled every 250 ms).
+ * `{"msg":"done","images":N,"seconds":S,"cpuSeconds":C,"maxHeapTotalBytes":H,"threadsPerImage":T,"cacheMiB":M,"cacheFiles":F}`
+ * (C: CPU time of all threads during the run; H: the V8 heap's largest size,
+ * sampled every 250 ms; T, M, F: sharp's settings in effect).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { loadConfig } from '../src/config.js';
 import { configureSharp } from '../src/image/sharpSettings.js';
 
 const { values } = parseArgs({
@@ -24,29 +33,48 @@ const { values } = parseArgs({
     out: { type: 'string' },
     count: { type: 'string', default: '2000' },
     warmup: { type: 'string', default: '10' },
+    'in-flight': { type: 'string' },
+    quality: { type: 'string' },
+    effort: { type: 'string' },
+    'max-pixels': { type: 'string' },
+    settings: { type: 'string', default: 'plain' },
   },
 });
-if (values.input === undefined || values.out === undefined) throw new Error('usage: plainSharp --input <image> --out <folder> [--count N] [--warmup N]');
+
+/** A required integer option: the service's values come from bench/soak.ts, never from defaults here. */
+function integer(name: keyof typeof values, min = 1): number {
+  const value = Number(values[name]);
+  if (!Number.isInteger(value) || value < min) throw new Error(`--${name} must be an integer of at least ${min} (got ${String(values[name])})`);
+  return value;
+}
+
+if (values.input === undefined || values.out === undefined || (values.settings !== 'plain' && values.settings !== 'tuned')) {
+  throw new Error('usage: plainSharp --input <image> --out <folder> --in-flight N --quality Q --effort E --max-pixels P [--settings plain|tuned] [--count N] [--warmup N]');
+}
 const input = values.input;
 const out = values.out;
+const inFlight = integer('in-flight');
+const quality = integer('quality');
+const effort = integer('effort', 0);
+const maxPixels = integer('max-pixels');
 
-const config = loadConfig();
-configureSharp();
+// Plain sharp keeps whatever sharp chose at import; tuned sharp is set up as the service sets itself up.
+if (values.settings === 'tuned') configureSharp();
 fs.mkdirSync(out, { recursive: true });
 
 function convert(index: number): Promise<unknown> {
-  return sharp(input, { failOn: 'error', limitInputPixels: config.maxInputPixels })
+  return sharp(input, { failOn: 'error', limitInputPixels: maxPixels })
     .autoOrient()
     .toColourspace('srgb')
-    .webp({ quality: config.webpQuality, effort: config.webpEffort })
+    .webp({ quality, effort })
     .toFile(path.join(out, `${index}.webp`));
 }
 
-/** Converts `count` times, `config.convertConcurrency` at a time. */
+/** Converts `count` times, `inFlight` at a time. */
 async function run(count: number, first: number): Promise<void> {
   let next = 0;
   await Promise.all(
-    Array.from({ length: config.convertConcurrency }, async () => {
+    Array.from({ length: inFlight }, async () => {
       while (next < count) {
         next += 1;
         await convert(first + next);
@@ -68,4 +96,16 @@ await run(count, 0);
 const cpu = process.cpuUsage(cpuBefore);
 clearInterval(heapSampler);
 const seconds = (performance.now() - started) / 1_000;
-console.log(JSON.stringify({ msg: 'done', images: count, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, maxHeapTotalBytes }));
+const cache = sharp.cache();
+console.log(
+  JSON.stringify({
+    msg: 'done',
+    images: count,
+    seconds,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    maxHeapTotalBytes,
+    threadsPerImage: sharp.concurrency(),
+    cacheMiB: cache.memory.max,
+    cacheFiles: cache.files.max,
+  }),
+);

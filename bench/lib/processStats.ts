@@ -35,6 +35,17 @@ export function environment(pid: number): Record<string, string> {
   return Object.fromEntries(entries.map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)]));
 }
 
+/**
+ * The options a node process was started with, from /proc/<pid>/cmdline: the
+ * arguments between the executable and the script (`node --flag … main.js`;
+ * flags given as `--name=value`, as scripts/start.sh writes them).
+ */
+export function nodeFlags(pid: number): string[] {
+  const [, ...args] = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  const script = args.findIndex((arg) => !arg.startsWith('-'));
+  return script === -1 ? args : args.slice(0, script);
+}
+
 let clockTicks: number | undefined;
 
 /** CPU time the process has used so far, all its threads, user and system, in seconds (/proc/<pid>/stat). */

@@ -17,6 +17,33 @@ export interface Band {
 const WIDTH = 900;
 const HEIGHT = 440;
 const MARGIN = { left: 64, right: 20, top: 56, bottom: 48 };
+/** Legend rows are this far apart; each added row pushes the plot down by as much. */
+const LEGEND_ROW = 18;
+/** A rough width of one legend character at font size 12, enough to keep names apart. */
+const CHAR_WIDTH = 6.5;
+
+interface LegendEntry {
+  readonly line: Series;
+  readonly x: number;
+  readonly row: number;
+}
+
+/** Lays the legend out left to right, starting a new row when the next name would run off the chart. */
+function legendLayout(series: readonly Series[]): LegendEntry[] {
+  const entries: LegendEntry[] = [];
+  let x = MARGIN.left;
+  let row = 0;
+  for (const line of series) {
+    const width = 28 + line.name.length * CHAR_WIDTH + 24;
+    if (x + width > WIDTH - MARGIN.right && x > MARGIN.left) {
+      x = MARGIN.left;
+      row += 1;
+    }
+    entries.push({ line, x, row });
+    x += width;
+  }
+  return entries;
+}
 
 /** A round step that cuts `span` into about `parts` parts. */
 function niceStep(span: number, parts: number): number {
@@ -34,10 +61,12 @@ export function lineChart(title: string, series: readonly Series[], band?: Band)
   const xStep = niceStep(maxX, 10);
   const yStep = niceStep(Math.max(1, ...all.map(([, y]) => y)), 6);
   const maxY = Math.ceil((Math.max(1, ...all.map(([, y]) => y)) * 1.05) / yStep) * yStep;
+  const legend = legendLayout(series);
+  const top = MARGIN.top + Math.max(0, ...legend.map((entry) => entry.row)) * LEGEND_ROW;
   const plotW = WIDTH - MARGIN.left - MARGIN.right;
-  const plotH = HEIGHT - MARGIN.top - MARGIN.bottom;
+  const plotH = HEIGHT - top - MARGIN.bottom;
   const x = (seconds: number): number => MARGIN.left + (seconds / maxX) * plotW;
-  const y = (mib: number): number => MARGIN.top + plotH - (mib / maxY) * plotH;
+  const y = (mib: number): number => top + plotH - (mib / maxY) * plotH;
   const fixed = (n: number): string => n.toFixed(1);
 
   const parts: string[] = [
@@ -47,8 +76,8 @@ export function lineChart(title: string, series: readonly Series[], band?: Band)
   ];
   if (band) {
     parts.push(
-      `<rect x="${fixed(x(band.fromS))}" y="${MARGIN.top}" width="${fixed(x(band.toS) - x(band.fromS))}" height="${plotH}" fill="#f2f2f2"/>`,
-      `<text x="${fixed(x(band.fromS) + 4)}" y="${MARGIN.top + 14}" fill="#777">${escape(band.label)}</text>`,
+      `<rect x="${fixed(x(band.fromS))}" y="${top}" width="${fixed(x(band.toS) - x(band.fromS))}" height="${plotH}" fill="#f2f2f2"/>`,
+      `<text x="${fixed(x(band.fromS) + 4)}" y="${top + 14}" fill="#777">${escape(band.label)}</text>`,
     );
   }
   for (let value = 0; value <= maxY; value += yStep) {
@@ -61,20 +90,20 @@ export function lineChart(title: string, series: readonly Series[], band?: Band)
     parts.push(`<text x="${fixed(x(value))}" y="${HEIGHT - MARGIN.bottom + 18}" text-anchor="middle">${value}</text>`);
   }
   parts.push(
-    `<line x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${MARGIN.top + plotH}" y2="${MARGIN.top + plotH}" stroke="#333"/>`,
-    `<line x1="${MARGIN.left}" x2="${MARGIN.left}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}" stroke="#333"/>`,
+    `<line x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${top + plotH}" y2="${top + plotH}" stroke="#333"/>`,
+    `<line x1="${MARGIN.left}" x2="${MARGIN.left}" y1="${top}" y2="${top + plotH}" stroke="#333"/>`,
     `<text x="${MARGIN.left + plotW / 2}" y="${HEIGHT - 10}" text-anchor="middle">seconds since the process started</text>`,
-    `<text transform="translate(16 ${MARGIN.top + plotH / 2}) rotate(-90)" text-anchor="middle">MiB</text>`,
+    `<text transform="translate(16 ${top + plotH / 2}) rotate(-90)" text-anchor="middle">MiB</text>`,
   );
-  series.forEach((line, i) => {
+  for (const { line, x: legendX, row } of legend) {
     const points = line.points.map(([sx, sy]) => `${fixed(x(sx))},${fixed(y(sy))}`).join(' ');
     parts.push(`<polyline fill="none" stroke="${line.color}" stroke-width="${line.width ?? 2}" points="${points}"/>`);
-    const legendX = MARGIN.left + i * 205;
+    const legendY = 40 + row * LEGEND_ROW;
     parts.push(
-      `<line x1="${legendX}" x2="${legendX + 22}" y1="40" y2="40" stroke="${line.color}" stroke-width="3"/>`,
-      `<text x="${legendX + 28}" y="44">${escape(line.name)}</text>`,
+      `<line x1="${legendX}" x2="${legendX + 22}" y1="${legendY}" y2="${legendY}" stroke="${line.color}" stroke-width="3"/>`,
+      `<text x="${legendX + 28}" y="${legendY + 4}">${escape(line.name)}</text>`,
     );
-  });
+  }
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;
 }
