@@ -4,7 +4,7 @@ import type { Destination, HttpDestination, OutputFormat } from '../jobs/options
 import { PermanentError } from '../queue/errors.js';
 import { createAddressPolicy } from './addressPolicy.js';
 import { putFile, withoutQuery } from './httpUpload.js';
-import { storeLocally } from './localStore.js';
+import { createLocalStore } from './localStore.js';
 
 export { localOutputPath } from './localStore.js';
 
@@ -80,13 +80,14 @@ export interface DestinationSettings {
 /** Sends converted images where their job asked: the local output store or an HTTP PUT. */
 export function createDestinations(settings: DestinationSettings) {
   const policy = createAddressPolicy(settings.uploadAllowedHosts);
+  const local = createLocalStore(settings.outputDir);
 
   return {
     /** Delivers one image; returns its `location` (never holding a URL's query). */
     async deliver(destination: Destination, delivery: Delivery): Promise<string> {
       if (destination.type === 'local') {
         delivery.signal.throwIfAborted();
-        return storeLocally(settings.outputDir, delivery.jobId, delivery.index, delivery.format, delivery.file);
+        return local.store(delivery.jobId, delivery.index, delivery.format, delivery.file);
       }
       const url = imageUrl(destination, delivery.jobId, delivery.index);
       const location = withoutQuery(url);

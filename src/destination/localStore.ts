@@ -2,7 +2,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { outputFormatInfo } from '../image/outputFormat.js';
 import type { OutputFormat } from '../jobs/options.js';
-import { fsyncPath } from '../storage/fsync.js';
+import { coalesce, fsyncPath } from '../storage/fsync.js';
 
 /**
  * An image's result in the local output store, relative to the store:
@@ -21,28 +21,30 @@ export function localOutputPath(outputDir: string, jobId: number, index: number,
   return path.join(outputDir, localLocation(jobId, index, known));
 }
 
-/**
- * Copies a converted file into the local output store: to a temporary name
- * first, fsync'd, then renamed into place and the folder fsync'd, so a reader
- * or a crash sees the old result or the whole new one, never a part.
- * Returns the location.
- */
-export async function storeLocally(outputDir: string, jobId: number, index: number, format: OutputFormat, source: string): Promise<string> {
-  const target = localOutputPath(outputDir, jobId, index, format);
-  const folder = path.dirname(target);
-  await fsp.mkdir(folder, { recursive: true });
-  // A fixed temporary name: a crashed attempt's leftover is overwritten by the next one.
-  const partial = `${target}.partial`;
-  try {
-    await fsp.copyFile(source, partial);
-    await fsyncPath(partial);
-    await fsp.rename(partial, target);
-  } catch (error) {
-    await fsp.rm(partial, { force: true });
-    throw error;
-  }
-  await fsyncPath(folder);
-  // The job's folder may be new: make its entry durable too.
-  await fsyncPath(outputDir);
-  return localLocation(jobId, index, format);
+export type LocalStore = ReturnType<typeof createLocalStore>;
+
+/** The local output store at `outputDir`. */
+export function createLocalStore(outputDir: string) {
+  // Job folders are new with each job: one fsync of the store serves every folder made before it starts.
+  const syncStore = coalesce(() => fsyncPath(outputDir));
+
+  return {
+    /**
+     * Moves a converted file into place: fsync'd, then renamed (atomic, so a
+     * reader or a crash sees the old result or the whole new one, never a
+     * part) and the names made durable. The temp store and the output store
+     * are both in DATA_DIR, so this is a rename, not a copy. Returns the
+     * location; `source` is gone afterwards.
+     */
+    async store(jobId: number, index: number, format: OutputFormat, source: string): Promise<string> {
+      const target = localOutputPath(outputDir, jobId, index, format);
+      const folder = path.dirname(target);
+      const made = await fsp.mkdir(folder, { recursive: true }); // the first folder made; undefined if it was there
+      await fsyncPath(source);
+      await fsp.rename(source, target);
+      await fsyncPath(folder);
+      if (made !== undefined) await syncStore();
+      return localLocation(jobId, index, format);
+    },
+  };
 }
