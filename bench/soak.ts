@@ -101,6 +101,8 @@ interface OursResult {
   readonly run: DriveResult;
   /** CPU time of the service's threads during the measured run. */
   readonly cpuSeconds: number;
+  /** Of which the main thread's: JavaScript, the event loop, SQLite. */
+  readonly mainThreadCpuSeconds: number;
   readonly rss: RssSample[];
   readonly stats: StatsSample[];
   /** The measured run, in ms since the process was spawned. */
@@ -156,9 +158,11 @@ async function runOurs(config: Config, env: NodeJS.ProcessEnv, image: Buffer): P
     const agent = new http.Agent({ keepAlive: true });
     const fromMs = performance.now() - spawnedAt;
     const cpuBefore = cpuSeconds(pid);
+    const mainBefore = cpuSeconds(pid, 'main thread');
     const run = await drive(jobs, agent);
     const toMs = performance.now() - spawnedAt;
     const cpu = cpuSeconds(pid) - cpuBefore;
+    const mainThreadCpu = cpuSeconds(pid, 'main thread') - mainBefore;
     clearInterval(statsTimer);
     agent.destroy();
 
@@ -170,7 +174,7 @@ async function runOurs(config: Config, env: NodeJS.ProcessEnv, image: Buffer): P
     const atRestAfter = await atRest();
     const rss = rssSampler.stop();
     const exitCode = await child.stop();
-    return { run, cpuSeconds: cpu, rss, stats: statsSamples, window: { fromMs, toMs }, atRestBefore, atRestAfter, end, rowsAfterSweep, exitCode, startShEnv, nodeFlags: flags };
+    return { run, cpuSeconds: cpu, mainThreadCpuSeconds: mainThreadCpu, rss, stats: statsSamples, window: { fromMs, toMs }, atRestBefore, atRestAfter, end, rowsAfterSweep, exitCode, startShEnv, nodeFlags: flags };
   } finally {
     child.process.kill('SIGKILL');
   }
@@ -307,7 +311,7 @@ async function main(): Promise<void> {
     console.log(`at peak: ours ${breakdown(oursPeak, oursHeapTotal)}${sharpBreakdown('plain sharp', plain)}${sharpBreakdown('tuned sharp', tuned)}`);
     const cpuPerImage = (cpu: number): string => `${((cpu / jobs) * 1_000).toFixed(1)} ms per image`;
     const tunedCpu = tuned ? `, tuned sharp ${cpuPerImage(tuned.cpuSeconds)}` : '';
-    console.log(`cpu: ours ${cpuPerImage(ours.cpuSeconds)}, plain sharp ${cpuPerImage(plain.cpuSeconds)}${tunedCpu} (all threads, user + system)`);
+    console.log(`cpu: ours ${cpuPerImage(ours.cpuSeconds)} (main thread ${cpuPerImage(ours.mainThreadCpuSeconds)}), plain sharp ${cpuPerImage(plain.cpuSeconds)}${tunedCpu} (all threads, user + system)`);
     console.log(`rss_growth=${rssGrowth.ratio.toFixed(3)} (median RSS of the run's last quarter ${mib(rssGrowth.q4).toFixed(1)} MiB over its second quarter ${mib(rssGrowth.q2).toFixed(1)} MiB)`);
     console.log(`end: heap_used_mb=${mib(ours.end.heapUsedBytes).toFixed(1)} external_mb=${mib(ours.end.externalBytes).toFixed(1)} temp_files=${ours.end.tempFiles} rows_after_sweep=${ours.rowsAfterSweep} (MAX_COMPLETED_JOBS ${config.maxCompletedJobs})`);
     console.log(`at rest: fds_before=${ours.atRestBefore.fds} fds_after=${ours.atRestAfter.fds} handles_before=${ours.atRestBefore.handles} handles_after=${ours.atRestAfter.handles}; service exit code ${ours.exitCode}`);

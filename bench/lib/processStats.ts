@@ -48,11 +48,16 @@ export function nodeFlags(pid: number): string[] {
 
 let clockTicks: number | undefined;
 
-/** CPU time the process has used so far, all its threads, user and system, in seconds (/proc/<pid>/stat). */
-export function cpuSeconds(pid: number): number {
+/**
+ * CPU time the process has used so far, user and system, in seconds: all its
+ * threads (/proc/<pid>/stat), or only its main thread, the one running
+ * JavaScript (/proc/<pid>/task/<pid>/stat).
+ */
+export function cpuSeconds(pid: number, only: 'all threads' | 'main thread' = 'all threads'): number {
   clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+  const stat = only === 'main thread' ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`;
   // Fields after the command name (which may hold spaces) start at field 3; utime and stime are fields 14 and 15.
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  const fields = fs.readFileSync(stat, 'utf8').split(') ')[1]?.split(' ') ?? [];
   return (Number(fields[11]) + Number(fields[12])) / clockTicks;
 }
 
