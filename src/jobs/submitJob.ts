@@ -96,10 +96,10 @@ export type SubmitJob = (submission: Submission) => Promise<SubmitResult>;
 
 /**
  * Submissions, from body to durable row. The 202 may only follow the commit:
- * files are fsync'd, their folder is fsync'd, then the row is written in an
- * IMMEDIATE transaction shared with the submissions that reach the same point
- * in the same turn of the event loop, and the answer waits until the commit
- * is durable (`makeDurable`). Anything refused before the commit removes the
+ * the files, their names and their folder's name are fsync'd, then the row
+ * is written in an IMMEDIATE transaction shared with the submissions that
+ * reach the same point in the same turn of the event loop, and the answer
+ * waits until the commit is durable (`makeDurable`). Anything refused before the commit removes the
  * folder, so no row and no temp file remain.
  */
 export function createSubmitter(deps: SubmitDeps): SubmitJob {
@@ -125,8 +125,9 @@ export function createSubmitter(deps: SubmitDeps): SubmitJob {
       const options = parsed.data;
       const destinationProblem = checkDestination(options.destination, upload.files.length, deps.config.uploadAllowedHosts);
       if (destinationProblem !== null) throw new HttpProblem(400, 'invalid_destination', destinationProblem);
-      // Independent: reading headers and making the files' names durable overlap.
-      const [images] = await Promise.all([probeAll(deps, key, upload), deps.tempStore.sync(key)]);
+      // Reading the headers overlaps making the files durable; a refused upload does not wait for that.
+      const images = await probeAll(deps, key, upload);
+      await Promise.all([...upload.files.map((file) => file.synced), deps.tempStore.sync(key)]);
       stored = await insert({
         priority: options.priority,
         maxAttempts: options.maxAttempts ?? deps.config.maxAttempts,

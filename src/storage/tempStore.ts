@@ -37,6 +37,8 @@ export const HEAD_BYTES = 4_100;
 /** What `writeInput` stored. */
 export interface WrittenInput {
   readonly bytes: number;
+  /** Settles once the file's data and name are durable (fsync of the file and its folder, side by side). */
+  readonly synced: Promise<void>;
   /** The first `HEAD_BYTES` bytes (fewer for a smaller file), so the format is sniffed without reading the file again. */
   readonly head: Buffer;
 }
@@ -54,6 +56,8 @@ export function createTempStore(root: string) {
   fs.mkdirSync(root, { recursive: true });
   // The root's entries are the job folders: one fsync of it serves every folder made before it starts.
   const syncRoot = coalesce(() => fsyncPath(root));
+  /** The root fsync each new folder waits for, started as the folder is made, so it runs while the upload does. */
+  const rootSynced = new Map<string, Promise<void>>();
 
   const folder = (key: string): string => {
     // Keys come from this module; refuse anything else so no path escapes the root.
@@ -64,10 +68,13 @@ export function createTempStore(root: string) {
   return {
     root,
 
-    /** Creates a new empty folder and returns its key. */
+    /** Creates a new empty folder and returns its key; `sync` or `remove` must follow. */
     async create(): Promise<string> {
       const key = randomUUID();
       await fsp.mkdir(folder(key));
+      const synced = syncRoot();
+      synced.catch(() => undefined); // awaited by sync(), which rethrows; not an unhandled rejection meanwhile
+      rootSynced.set(key, synced);
       return key;
     },
 
@@ -80,7 +87,10 @@ export function createTempStore(root: string) {
     },
 
     /**
-     * Streams `source` to image `index`'s input file and fsyncs it. Throws
+     * Streams `source` to image `index`'s input file and starts making it
+     * durable, which `synced` waits for: a caller can read the file (sniff,
+     * header) while the fsyncs run, and need not wait for them at all when
+     * it refuses the file. Throws
      * `TooLargeError` past `maxBytes` (checked as bytes arrive). One chunk at
      * a time: the next is read only once the last is written, so a slow disk
      * holds the upload back instead of buffering it. `written`, if given, is
@@ -114,21 +124,30 @@ export function createTempStore(root: string) {
           await writeAll(fd, chunk);
           written?.(chunk);
         }
-        await fsync(fd);
-      } finally {
+      } catch (error) {
         await close(fd);
+        throw error;
       }
-      return { bytes, head: Buffer.concat(head) };
+      const file = fd;
+      const synced = Promise.all([fsync(file), fsyncPath(folder(key))]).then(() => undefined).finally(() => close(file));
+      synced.catch(() => undefined); // the caller's to await (and rethrow); not an unhandled rejection meanwhile
+      return { bytes, head: Buffer.concat(head), synced };
     },
 
-    /** Makes the folder's entries durable (their names), after their contents were fsync'd. */
+    /**
+     * Resolves once the folder's own name is durable in the root (`writeInput`
+     * made each file's data and name durable): the last step before a job
+     * may point at the folder.
+     */
     async sync(key: string): Promise<void> {
-      await fsyncPath(folder(key));
-      await syncRoot();
+      const synced = rootSynced.get(key) ?? syncRoot();
+      rootSynced.delete(key);
+      await synced;
     },
 
     /** Deletes a folder and all in it; idempotent. */
     async remove(key: string): Promise<void> {
+      rootSynced.delete(key);
       await fsp.rm(folder(key), { recursive: true, force: true });
     },
 

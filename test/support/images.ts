@@ -116,7 +116,7 @@ export function hugeScreenGif(): Buffer {
 /** Writes `images` as a new job folder in the temp store, the way a submission does; returns its key. */
 export async function stageInputs(tempStore: TempStore, images: readonly Buffer[]): Promise<string> {
   const key = await tempStore.create();
-  for (const [index, bytes] of images.entries()) await tempStore.writeInput(key, index, Readable.from([bytes]), Number.MAX_SAFE_INTEGER);
+  for (const [index, bytes] of images.entries()) await (await tempStore.writeInput(key, index, Readable.from([bytes]), Number.MAX_SAFE_INTEGER)).synced;
   await tempStore.sync(key);
   return key;
 }

@@ -110,13 +110,13 @@ export function receiveMultipart(req: IncomingMessage, store: TempStore, key: st
         return;
       }
       const index = files.length;
-      const file = { index, originalName: cleanFilename(info.filename), bytes: 0, head: Buffer.alloc(0) };
+      const file = { index, originalName: cleanFilename(info.filename), bytes: 0, head: Buffer.alloc(0), synced: Promise.resolve() };
       files.push(file);
       const writing = store.writeInput(key, index, stream, limits.maxUploadBytes, (view) => chunks.written(index, view));
       writes.push(
         writing.finally(() => chunks.finished(index)).then(
-          ({ bytes, head }) => {
-            files[index] = { ...file, bytes, head };
+          (written) => {
+            files[index] = { ...file, ...written };
           },
           (error: unknown) => {
             stream.resume();

@@ -6,6 +6,8 @@ export interface ReceivedFile {
   readonly bytes: number;
   /** The file's first bytes, for sniffing its format. */
   readonly head: Buffer;
+  /** Settles once the file is durable (see `TempStore.writeInput`). */
+  readonly synced: Promise<void>;
 }
 
 /** What a submission's body held, whichever form it came in. */
