@@ -95,6 +95,32 @@ describe('claimDue', () => {
     expect(events.map((event) => [event.kind, event.attempt, event.leaseOwner])).toEqual([['started', 1, 'me']]);
   });
 
+  it('returns each claimed job as it now stands in the database', () => {
+    const { repo } = testDb();
+    const { job } = repo.insertJob(newJob({ options: { format: 'avif', quality: 50 }, inputKey: 'k1', idempotencyKey: 'i1' }), 1);
+    repo.claimDue('me', 10, LEASE, 1);
+    repo.failAttempt({ jobId: job.id, owner: 'me', attempt: 1 }, { code: 'network', message: 'reset' }, 20, 10);
+    const [claimed] = repo.claimDue('me', 30, LEASE, 1);
+    expect(claimed).toEqual(repo.getJob(job.id));
+    expect(claimed).toMatchObject({ attempts: 2, options: { format: 'avif', quality: 50 }, lastError: { code: 'network' } });
+  });
+
+  it('completes attempts and claims due jobs in one transaction', () => {
+    const { repo } = testDb();
+    const first = repo.insertJob(newJob({ runAt: 1 }), 1).job;
+    const second = repo.insertJob(newJob({ runAt: 2 }), 1).job;
+    repo.insertJob(newJob({ runAt: 1_000 }), 1);
+    const [claimed] = repo.claimDue('me', 10, LEASE, 1);
+    const stale = { jobId: first.id, owner: 'me', attempt: 7 };
+    const result = repo.completeAndClaimDue([{ jobId: first.id, owner: 'me', attempt: claimed!.attempts }, stale], 20, 'me', LEASE, 5);
+    expect(result.completed).toEqual([true, false]);
+    expect(result.claimed.map((job) => job.id)).toEqual([second.id]);
+    expect(repo.getJob(first.id)).toMatchObject({ status: 'succeeded', finishedAt: 20 });
+    expect(repo.listEvents(first.id).map((event) => event.kind)).toEqual(['started', 'succeeded']);
+    expect(repo.listEvents(second.id).map((event) => event.kind)).toEqual(['started']);
+    expect(repo.completeAndClaimDue([], 30, 'me', LEASE, 0)).toEqual({ completed: [], claimed: [] });
+  });
+
   it('never gives one job to two connections claiming at once on the same file', () => {
     const { file, repo } = testDb();
     for (let i = 0; i < 200; i++) repo.insertJob(newJob(), 1);
@@ -243,6 +269,17 @@ describe('query plans', () => {
     for (const name of ['claimDue', 'nextRunAt', 'list', 'listByStatus'] as const) {
       expect(plan(name), name).not.toContain('TEMP B-TREE');
     }
+    expect(plan('pruneExpired')).toContain('USING INDEX jobs_finished_idx');
+    expect(plan('pruneOverflow')).toContain('USING INDEX jobs_finished_idx');
+  });
+
+  it('check constraints and partial indexes build no temporary table for each row written', () => {
+    const { db } = testDb();
+    // An IN list of more than two constants would open one (OpenEphemeral) per evaluation, i.e. per row.
+    const ephemeral = (statement: string) => db.prepare(`EXPLAIN ${statement}`).all().filter((op) => (op as { opcode: string }).opcode === 'OpenEphemeral');
+    expect(ephemeral(`INSERT INTO jobs (status, max_attempts, options, destination, run_at, created_at, updated_at) VALUES ('queued', 1, '{}', '{}', 0, 0, 0)`)).toEqual([]);
+    expect(ephemeral(`UPDATE jobs SET status = 'succeeded', lease_owner = NULL, lease_expires_at = NULL, finished_at = 1 WHERE id = 1`)).toEqual([]);
+    expect(ephemeral(`INSERT INTO job_events (job_id, attempt, kind, at) VALUES (1, 1, 'started', 0)`)).toEqual([]);
   });
 });
 

@@ -225,6 +225,37 @@ describe('the scheduler', () => {
     expect(repo.getJob(job.id)?.status).toBe('succeeded');
   });
 
+  it('hands a succeeding attempt\'s slot on at once, and waits on stop for the releases still running', async () => {
+    const { repo } = testDb();
+    for (let i = 0; i < 4; i++) insert(repo);
+    let openGate = (): void => {};
+    const gate = new Promise<void>((resolve) => {
+      openGate = resolve;
+    });
+    const released: number[] = [];
+    const work: JobHandler = {
+      perform: async () => {},
+      release: async (job) => {
+        await gate;
+        released.push(job.id);
+      },
+    };
+    const s = scheduler(repo, work, { maxConcurrentJobs: 1 });
+    s.start();
+    // One slot, and no release has finished: the jobs after the first ran in the slots their predecessors handed on.
+    await waitFor(() => repo.countByStatus().succeeded === 4);
+    let stopped = false;
+    const stopping = s.stop(0).then((result) => {
+      stopped = true;
+      return result;
+    });
+    await delay(20);
+    expect(stopped).toBe(false);
+    openGate();
+    expect(await stopping).toEqual({ finished: 0, returned: 0 });
+    expect(released).toHaveLength(4);
+  });
+
   it('puts back attempts still running after the grace period without counting them', async () => {
     const { repo } = testDb();
     const job = insert(repo);

@@ -1,7 +1,9 @@
 import type Database from 'better-sqlite3';
 import { coalesce, fsyncPath } from '../storage/fsync.js';
-import { toEvent, toImage, toJob, type EventSqlRow, type ImageSqlRow, type JobSqlRow } from './jobRows.js';
-import type { AttemptRef, CancelResult, DeliveredImage, FailOutcome, Job, JobError, JobEvent, JobImage, ListQuery, NewJob } from './jobTypes.js';
+import {
+  claimedColumns, toClaimedJob, toEvent, toImage, toJob, type ClaimedSqlValues, type ClaimLease, type EventSqlRow, type ImageSqlRow, type JobSqlRow,
+} from './jobRows.js';
+import type { AttemptRef, CancelResult, CompleteAndClaimResult, DeliveredImage, FailOutcome, Job, JobError, JobEvent, JobImage, ListQuery, NewJob } from './jobTypes.js';
 import { EventKind, JobStatus } from './states.js';
 
 export type * from './jobTypes.js';
@@ -55,14 +57,14 @@ export function createJobRepository(db: Database.Database) {
     byIdempotencyKey: db.prepare<[string], JobSqlRow>(`SELECT * FROM jobs WHERE idempotency_key = ?`),
     // Claim up to n due jobs in one statement: highest priority first, then oldest run_at.
     // INDEXED BY: without statistics the planner would take jobs_status_id_idx and sort every queued job.
-    claimDue: db.prepare<{ owner: string; now: number; expires: number; limit: number }, JobSqlRow>(
+    claimDue: db.prepare<ClaimLease & { limit: number }, ClaimedSqlValues>(
       `UPDATE jobs
           SET status = 'running', attempts = attempts + 1, lease_owner = @owner, lease_expires_at = @expires,
               started_at = @now, updated_at = @now
         WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_claim_idx WHERE status = 'queued' AND run_at <= @now
                      ORDER BY priority DESC, run_at, id LIMIT @limit)
-        RETURNING *`,
-    ),
+        RETURNING ${claimedColumns.join(', ')}`,
+    ).raw(),
     // Record an attempt's start or end.
     insertEvent: db.prepare<[number, number, EventKind, string | null, string | null, string | null, number]>(
       `INSERT INTO job_events (job_id, attempt, kind, lease_owner, error_code, error_message, at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
@@ -172,14 +174,15 @@ export function createJobRepository(db: Database.Database) {
     ),
     // Which of the given ids still name a job (the sweeper's test for orphaned result folders).
     existingJobIds: db.prepare<[string], { id: number }>(`SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?))`),
-    // Terminal jobs finished before a cut-off.
+    // Terminal jobs finished before a cut-off. The status test is jobs_finished_idx's WHERE, word for word: the planner
+    // uses a partial index only for a query that repeats it.
     pruneExpired: db.prepare<[number], { id: number }>(
-      `DELETE FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND finished_at < ? RETURNING id`,
+      `DELETE FROM jobs WHERE (status = 'succeeded' OR status = 'failed' OR status = 'cancelled') AND finished_at < ? RETURNING id`,
     ),
     // All but the newest n terminal jobs.
     pruneOverflow: db.prepare<[number], { id: number }>(
       `DELETE FROM jobs WHERE id IN (
-         SELECT id FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled')
+         SELECT id FROM jobs WHERE (status = 'succeeded' OR status = 'failed' OR status = 'cancelled')
           ORDER BY finished_at DESC, id DESC LIMIT -1 OFFSET ?)
        RETURNING id`,
     ),
@@ -208,24 +211,35 @@ export function createJobRepository(db: Database.Database) {
   const insertJobTx = db.transaction(insertOne);
   const insertJobsTx = db.transaction((jobs: readonly NewJob[], now: number) => jobs.map((job) => insertOne(job, now)));
 
-  const claimDueTx = db.transaction((owner: string, now: number, leaseMs: number, limit: number): Job[] => {
-    const rows = sql.claimDue.all({ owner, now, expires: now + leaseMs, limit });
-    for (const row of rows) recordEvent(refOf(row), EventKind.started, now);
+  // The bodies below are plain functions, composed inside one transaction
+  // each: calling a transaction function within another would add a
+  // savepoint per call.
+  const claimRows = (owner: string, now: number, leaseMs: number, limit: number): Job[] => {
+    const lease: ClaimLease = { owner, now, expires: now + leaseMs };
+    const jobs = sql.claimDue.all({ ...lease, limit }).map((values) => toClaimedJob(values, lease));
+    for (const job of jobs) sql.insertEvent.run(job.id, job.attempts, EventKind.started, owner, null, null, now);
     // RETURNING gives no order guarantee: restore the claim order.
-    rows.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.id - b.id);
-    return rows.map(toJob);
-  });
+    return jobs.sort((a, b) => b.priority - a.priority || a.runAt - b.runAt || a.id - b.id);
+  };
+  const claimDueTx = db.transaction(claimRows);
 
-  const endAttemptTx = db.transaction(
-    (ref: AttemptRef, statement: Database.Statement, params: Record<string, unknown>, kind: EventKind, now: number, error: JobError | null): boolean => {
-      const changed = statement.run({ id: ref.jobId, owner: ref.owner, attempt: ref.attempt, now, ...params }).changes === 1;
-      if (changed) recordEvent(ref, kind, now, error);
-      return changed;
-    },
-  );
+  const endAttempt = (
+    ref: AttemptRef, statement: Database.Statement, params: Record<string, unknown>, kind: EventKind, now: number, error: JobError | null,
+  ): boolean => {
+    const changed = statement.run({ id: ref.jobId, owner: ref.owner, attempt: ref.attempt, now, ...params }).changes === 1;
+    if (changed) recordEvent(ref, kind, now, error);
+    return changed;
+  };
+  const endAttemptTx = db.transaction(endAttempt);
 
-  const completeManyTx = db.transaction((refs: readonly AttemptRef[], now: number): boolean[] =>
-    refs.map((ref) => endAttemptTx(ref, sql.complete, {}, EventKind.succeeded, now, null)),
+  const completeRefs = (refs: readonly AttemptRef[], now: number): boolean[] =>
+    refs.map((ref) => endAttempt(ref, sql.complete, {}, EventKind.succeeded, now, null));
+
+  const completeAndClaimTx = db.transaction(
+    (refs: readonly AttemptRef[], now: number, owner: string, leaseMs: number, limit: number): CompleteAndClaimResult => ({
+      completed: completeRefs(refs, now),
+      claimed: limit > 0 ? claimRows(owner, now, leaseMs, limit) : [],
+    }),
   );
 
   const requeueLostTx = db.transaction((now: number, deadOwners: readonly string[]): number => {
@@ -297,9 +311,13 @@ export function createJobRepository(db: Database.Database) {
       return endAttemptTx.immediate(ref, sql.complete, {}, EventKind.succeeded, now, null);
     },
 
-    /** `completeAttempt` for several attempts in one transaction: one commit instead of one each. */
-    completeAttempts(refs: readonly AttemptRef[], now: number): boolean[] {
-      return completeManyTx.immediate(refs, now);
+    /**
+     * `completeAttempt` for several attempts, then `claimDue` for up to
+     * `limit` jobs, in one transaction: a scheduler refilling the slots its
+     * finished attempts free pays one commit for both instead of two.
+     */
+    completeAndClaimDue(refs: readonly AttemptRef[], now: number, owner: string, leaseMs: number, limit: number): CompleteAndClaimResult {
+      return completeAndClaimTx.immediate(refs, now, owner, leaseMs, limit);
     },
 
     /**

@@ -1,5 +1,5 @@
 import type { Job, JobEvent, JobImage } from './jobTypes.js';
-import type { EventKind, ImageStatus, JobStatus } from './states.js';
+import { JobStatus, type EventKind, type ImageStatus } from './states.js';
 
 /** Rows as SQLite returns them (snake_case, booleans as 0/1), and their mapping to the repository's types. */
 
@@ -73,6 +73,55 @@ export function toJob(row: JobSqlRow): Job {
     updatedAt: row.updated_at,
     startedAt: row.started_at,
     finishedAt: row.finished_at,
+  };
+}
+
+/**
+ * What a claim returns of each job: every column the claim does not set
+ * itself, in this order. The claim reads them as arrays (better-sqlite3's
+ * `raw`): building an object per row, which names every column again, cost
+ * about a quarter of a claim of five jobs.
+ */
+export const claimedColumns = [
+  'id', 'priority', 'attempts', 'max_attempts', 'options', 'destination', 'idempotency_key', 'input_key', 'run_at',
+  'last_error_code', 'last_error_message', 'created_at', 'finished_at',
+] as const;
+
+export type ClaimedSqlValues = [
+  id: number, priority: number, attempts: number, maxAttempts: number, options: string, destination: string,
+  idempotencyKey: string | null, inputKey: string | null, runAt: number, lastErrorCode: string | null,
+  lastErrorMessage: string | null, createdAt: number, finishedAt: number | null,
+];
+
+/** What the claim itself set: the job is running under this lease since `now`. */
+export interface ClaimLease {
+  readonly owner: string;
+  readonly expires: number;
+  readonly now: number;
+}
+
+/** A claimed job from `claimedColumns` and the lease the claim wrote: the row as `RETURNING *` would give it. */
+export function toClaimedJob(values: ClaimedSqlValues, lease: ClaimLease): Job {
+  const [id, priority, attempts, maxAttempts, options, destination, idempotencyKey, inputKey, runAt, lastErrorCode, lastErrorMessage, createdAt, finishedAt] =
+    values;
+  return {
+    id,
+    status: JobStatus.running,
+    priority,
+    attempts,
+    maxAttempts,
+    options: JSON.parse(options) as Record<string, unknown>,
+    destination: JSON.parse(destination) as Record<string, unknown>,
+    idempotencyKey,
+    inputKey,
+    runAt,
+    leaseOwner: lease.owner,
+    leaseExpiresAt: lease.expires,
+    lastError: lastErrorCode === null ? null : { code: lastErrorCode, message: lastErrorMessage ?? '' },
+    createdAt,
+    updatedAt: lease.now,
+    startedAt: lease.now,
+    finishedAt,
   };
 }
 

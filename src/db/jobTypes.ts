@@ -97,5 +97,11 @@ export interface CancelResult {
   readonly previous: AttemptRef | null;
 }
 
+/** What `completeAndClaimDue` did: one flag per attempt (false when it no longer held its job), then the jobs claimed. */
+export interface CompleteAndClaimResult {
+  readonly completed: readonly boolean[];
+  readonly claimed: readonly Job[];
+}
+
 /** What a terminal attempt end did; `null` when the attempt no longer held its job. */
 export type FailOutcome = 'retrying' | 'failed' | null;

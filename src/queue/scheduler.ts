@@ -76,11 +76,18 @@ export class LeaseLostAbort extends Error {
   }
 }
 
+/**
+ * An attempt of this process, from its claim until its outcome is written (a
+ * success, which hands its slot on at once) or until it settles (any other end).
+ */
 interface InFlight {
   readonly job: Job;
   readonly ref: AttemptRef;
   readonly controller: AbortController;
-  readonly settled: Promise<void>;
+  /** Gives the attempt's slot back; safe to call more than once. */
+  readonly freeSlot: () => void;
+  /** Rejects the wait for the work with `reason`; set while the work runs. */
+  stopWaiting: (reason: unknown) => void;
 }
 
 export interface StopResult {
@@ -120,22 +127,13 @@ export function isDeadLocalOwner(owner: string): boolean {
   }
 }
 
-/** Settles with the promise, or rejects with the signal's reason as soon as it fires. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
-
 export type Scheduler = ReturnType<typeof createScheduler>;
 
 /**
  * Runs due jobs with at most `maxConcurrentJobs` attempts in flight. It claims
  * in one statement, sleeps until woken (a submission, a freed slot) or until
- * the next due `runAt`, and never busy-polls. No error escapes the loop.
+ * the next due `runAt`, and never busy-polls. Succeeding attempts refill their
+ * own slots in the transaction that records them. No error escapes the loop.
  */
 export function createScheduler(options: SchedulerOptions) {
   const { repo, handler, log } = options;
@@ -145,6 +143,8 @@ export function createScheduler(options: SchedulerOptions) {
   const now = options.now ?? Date.now;
   const slots = new Semaphore(options.maxConcurrentJobs);
   const inFlight = new Map<number, InFlight>();
+  /** Every attempt until it has fully ended (outcome written, job released): what `stop` waits for. */
+  const settling = new Set<Promise<void>>();
 
   let started = false;
   let stopping = false;
@@ -204,29 +204,45 @@ export function createScheduler(options: SchedulerOptions) {
   }
 
   function start(job: Job): void {
-    const ref: AttemptRef = { jobId: job.id, owner, attempt: job.attempts };
-    const controller = new AbortController();
     // The claim asked for no more jobs than there were free slots.
-    const release = slots.tryAcquire();
-    if (release === null) throw new Error('claimed a job without a free slot');
-    const settled = runAttempt(job, ref, controller).finally(() => {
-      inFlight.delete(job.id);
-      release();
-      wake();
+    const freeSlot = slots.tryAcquire();
+    if (freeSlot === null) throw new Error('claimed a job without a free slot');
+    const ref: AttemptRef = { jobId: job.id, owner, attempt: job.attempts };
+    const attempt: InFlight = { job, ref, controller: new AbortController(), freeSlot, stopWaiting: () => {} };
+    inFlight.set(job.id, attempt);
+    const settled = runAttempt(attempt).finally(() => {
+      settling.delete(settled);
+      // A successful attempt left inFlight and handed its slot on when its completion was written.
+      if (inFlight.get(job.id) === attempt) inFlight.delete(job.id);
+      freeSlot();
+      if (slots.inUse < slots.limit) wake();
     });
-    inFlight.set(job.id, { job, ref, controller, settled });
+    settling.add(settled);
   }
 
-  async function runAttempt(job: Job, ref: AttemptRef, controller: AbortController): Promise<void> {
+  /**
+   * Aborts the attempt's signal and stops waiting for its work at once. Every
+   * abort goes through here, so no listener is registered on the signal per attempt.
+   */
+  function abortAttempt(attempt: InFlight, reason: Error): void {
+    attempt.controller.abort(reason);
+    attempt.stopWaiting(reason);
+  }
+
+  async function runAttempt(attempt: InFlight): Promise<void> {
+    const { job, ref, controller } = attempt;
     const { signal } = controller;
-    const timer = setTimeout(() => controller.abort(new AttemptTimeoutError(options.jobTimeoutMs)), options.jobTimeoutMs);
+    const timer = setTimeout(() => abortAttempt(attempt, new AttemptTimeoutError(options.jobTimeoutMs)), options.jobTimeoutMs);
     const startedAt = now();
     log.info({ jobId: job.id, attempt: ref.attempt }, 'attempt started');
     let thrown: unknown = null;
     let ok = false;
     try {
-      // `then` turns a synchronous throw of the work into a rejection.
-      await untilAborted(Promise.resolve().then(() => handler.perform({ job, ref, signal })), signal);
+      await new Promise<void>((resolve, reject) => {
+        attempt.stopWaiting = reject;
+        // `then` turns a synchronous throw of the work into a rejection.
+        Promise.resolve().then(() => handler.perform({ job, ref, signal })).then(resolve, reject);
+      });
       ok = true;
     } catch (error) {
       thrown = signal.aborted ? signal.reason : error;
@@ -234,19 +250,20 @@ export function createScheduler(options: SchedulerOptions) {
       clearTimeout(timer);
     }
     try {
-      await finish(job, ref, ok, thrown, now() - startedAt);
+      await finish(attempt, ok, thrown, now() - startedAt);
     } catch (error) {
       log.error({ err: error, jobId: job.id }, 'could not record the end of an attempt');
     }
   }
 
-  async function finish(job: Job, ref: AttemptRef, ok: boolean, thrown: unknown, durationMs: number): Promise<void> {
+  async function finish(attempt: InFlight, ok: boolean, thrown: unknown, durationMs: number): Promise<void> {
+    const { job, ref } = attempt;
     const at = now();
     let ended = false;
     let outcome: AttemptOutcome = 'superseded';
     let errorCode: string | null = null;
     if (ok) {
-      ended = await completeAttempt(ref);
+      ended = await completeAttempt(attempt);
       if (ended) {
         outcome = 'succeeded';
         log.info({ jobId: job.id, attempt: ref.attempt, durationMs }, 'job succeeded');
@@ -278,15 +295,29 @@ export function createScheduler(options: SchedulerOptions) {
 
   /**
    * Attempts that succeed in the same turn of the event loop are written in
-   * one transaction: under load this halves the commits per job.
+   * one transaction, which also claims due jobs for the slots they free:
+   * under load, one commit per batch of jobs instead of one per attempt end
+   * plus one per claim. Their slots pass to the claimed jobs at once; the
+   * finished attempts' remaining steps (metrics, release) run outside them.
    */
-  const completeAttempt = groupCommit((refs: readonly AttemptRef[]) => repo.completeAttempts(refs, now()));
+  const completeAttempt = groupCommit((attempts: readonly InFlight[]): readonly boolean[] => {
+    const limit = stopping ? 0 : slots.limit - slots.inUse + attempts.length;
+    const refs = attempts.map((attempt) => attempt.ref);
+    const { completed, claimed } = repo.completeAndClaimDue(refs, now(), owner, leaseMs, limit);
+    for (const attempt of attempts) {
+      inFlight.delete(attempt.job.id);
+      attempt.freeSlot();
+    }
+    // Slots left over mean nothing more is due: the attempts' ends wake the loop to plan its next look.
+    for (const job of claimed) start(job);
+    return completed;
+  });
 
   function renewLeases(): void {
     try {
       const at = now();
       for (const attempt of inFlight.values()) {
-        if (!repo.heartbeat(attempt.ref, at, leaseMs)) attempt.controller.abort(new LeaseLostAbort());
+        if (!repo.heartbeat(attempt.ref, at, leaseMs)) abortAttempt(attempt, new LeaseLostAbort());
       }
       if (repo.requeueLost(at) > 0) wake();
     } catch (error) {
@@ -334,7 +365,7 @@ export function createScheduler(options: SchedulerOptions) {
       await repo.makeDurable();
       if (result.cancelled) {
         const local = inFlight.get(jobId);
-        if (local && result.previous?.attempt === local.ref.attempt) local.controller.abort(new CancelAbort());
+        if (local && result.previous?.attempt === local.ref.attempt) abortAttempt(local, new CancelAbort());
         await handler.release(result.job);
       }
       return { job: result.job, cancelled: result.cancelled };
@@ -349,17 +380,17 @@ export function createScheduler(options: SchedulerOptions) {
       wake();
       if (heartbeatTimer) clearInterval(heartbeatTimer);
       await loopDone;
-      const before = [...inFlight.values()];
+      const before = inFlight.size;
       let graceTimer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<void>((resolve) => {
         graceTimer = setTimeout(resolve, graceMs);
       });
-      await Promise.race([Promise.all(before.map((attempt) => attempt.settled)), graceOver]);
+      await Promise.race([Promise.all(settling), graceOver]);
       clearTimeout(graceTimer);
       const left = [...inFlight.values()];
-      for (const attempt of left) attempt.controller.abort(new ShutdownAbort());
-      await Promise.all(left.map((attempt) => attempt.settled));
-      return { finished: before.length - left.length, returned: left.length };
+      for (const attempt of left) abortAttempt(attempt, new ShutdownAbort());
+      await Promise.all(settling);
+      return { finished: before - left.length, returned: left.length };
     },
   };
 }
