@@ -95,12 +95,12 @@ async function probeAll(deps: SubmitDeps, key: string, upload: ReceivedUpload): 
 export type SubmitJob = (submission: Submission) => Promise<SubmitResult>;
 
 /**
- * Submissions, from body to durable row. The 202 may only follow the commit:
- * the files, their names and their folder's name are fsync'd, then the row
- * is written in an IMMEDIATE transaction shared with the submissions that
- * reach the same point in the same turn of the event loop, and the answer
- * waits until the commit is durable (`makeDurable`). Anything refused before the commit removes the
- * folder, so no row and no temp file remain.
+ * Submissions, from body to durable row. The files, their names and their
+ * folder's name are fsync'd first; then the row is written in an IMMEDIATE
+ * transaction shared with the submissions that reach the same point in the
+ * same turn of the event loop; the 202 waits until that commit is durable
+ * (`makeDurable`). Anything refused before the commit removes the folder, so
+ * no row and no temp file remain.
  */
 export function createSubmitter(deps: SubmitDeps): SubmitJob {
   const insert = groupCommit((jobs: readonly NewJob[]) => deps.repo.insertJobs(jobs, Date.now()));

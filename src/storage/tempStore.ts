@@ -87,14 +87,14 @@ export function createTempStore(root: string) {
     },
 
     /**
-     * Streams `source` to image `index`'s input file and starts making it
-     * durable, which `synced` waits for: a caller can read the file (sniff,
-     * header) while the fsyncs run, and need not wait for them at all when
-     * it refuses the file. Throws
-     * `TooLargeError` past `maxBytes` (checked as bytes arrive). One chunk at
-     * a time: the next is read only once the last is written, so a slow disk
-     * holds the upload back instead of buffering it. `written`, if given, is
-     * told of each chunk once it is on its way to disk and no longer needed
+     * Streams `source` to image `index`'s input file, then starts making it
+     * durable (fsync of the file and of its folder), which the returned
+     * `synced` settles with: a caller reads the file (sniff, header) while
+     * the fsyncs run, and a caller refusing it need not wait for them.
+     * Throws `TooLargeError` past `maxBytes` (checked as bytes arrive). One
+     * chunk at a time: the next is read only once the last is written, so a
+     * slow disk holds the upload back instead of buffering it. `written`, if
+     * given, is told of each chunk once it is written and no longer needed
      * here (see `releaseChunk`).
      */
     async writeInput(key: string, index: number, source: Readable, maxBytes: number, written?: (chunk: Buffer) => void): Promise<WrittenInput> {
@@ -128,16 +128,14 @@ export function createTempStore(root: string) {
         await close(fd);
         throw error;
       }
-      const file = fd;
-      const synced = Promise.all([fsync(file), fsyncPath(folder(key))]).then(() => undefined).finally(() => close(file));
+      const synced = Promise.all([fsync(fd), fsyncPath(folder(key))]).then(() => undefined).finally(() => close(fd));
       synced.catch(() => undefined); // the caller's to await (and rethrow); not an unhandled rejection meanwhile
       return { bytes, head: Buffer.concat(head), synced };
     },
 
     /**
-     * Resolves once the folder's own name is durable in the root (`writeInput`
-     * made each file's data and name durable): the last step before a job
-     * may point at the folder.
+     * Resolves once the folder's own name is durable in the root; with each
+     * file's `synced`, all a job needs before it may point at the folder.
      */
     async sync(key: string): Promise<void> {
       const synced = rootSynced.get(key) ?? syncRoot();
