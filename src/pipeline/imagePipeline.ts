@@ -10,6 +10,7 @@ import { configureSharp } from '../image/sharpSettings.js';
 import { PermanentError, TransientError } from '../queue/errors.js';
 import type { AttemptContext, JobHandler } from '../queue/scheduler.js';
 import type { Semaphore } from '../queue/semaphore.js';
+import { removeFile } from '../storage/fsCalls.js';
 import type { TempStore } from '../storage/tempStore.js';
 import { readJobSpec, type JobSpec } from './jobSpec.js';
 
@@ -77,9 +78,9 @@ export function createImagePipeline(deps: ImagePipelineDeps): JobHandler {
         // The guarded write found another owner (cancelled, lease lost): nothing more is ours to do.
         throw new TransientError('attempt_superseded', `job ${job.id} is no longer held by attempt ${ref.attempt}; stopping`);
       }
-      await fsp.rm(input, { force: true });
+      await removeFile(input);
     } finally {
-      await fsp.rm(output, { force: true });
+      await removeFile(output);
     }
   }
 
