@@ -3,7 +3,9 @@
  *
  * For each side, on a fresh database file in a temp folder:
  *  - enqueue: N no-op jobs inserted one by one, each in its own transaction
- *    (what one submission costs), timed from the first insert to the last;
+ *    (what one submission costs; ours also waits for `makeDurable`, as a
+ *    submission's answer does: an fsync of the WAL at FULL), timed from the
+ *    first insert to the last;
  *  - processed: the worker is started with all N jobs waiting, timed until the
  *    N-th job is recorded as done.
  *
@@ -129,6 +131,7 @@ function oursSide(synchronous: 'NORMAL' | 'FULL'): Side {
         for (let i = 0; i < jobs; i += 1) {
           const now = Date.now();
           repo.insertJob({ ...newJob, runAt: now }, now);
+          await repo.makeDurable(); // a submission's answer waits for this: an fsync of the WAL at FULL
         }
         const enqueuePerSec = perSec(jobs, enqueueStart);
 
