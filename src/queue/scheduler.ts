@@ -328,8 +328,9 @@ export function createScheduler(options: SchedulerOptions) {
   return {
     owner,
 
+    /** Attempts of this process that have not fully ended: work running, or an outcome or release still being written. */
     get running(): number {
-      return inFlight.size;
+      return settling.size;
     },
 
     /** Requeues what dead local processes left running, then starts claiming. */
