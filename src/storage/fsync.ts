@@ -15,16 +15,18 @@ export async function fsyncPath(target: string): Promise<void> {
 
 /**
  * One run of `task` for many callers, for work like an fsync that covers
- * everything done before it starts. A call made while no run is under way
- * starts one; a call made during a run waits for the next, which starts when
- * the running one ends and serves every call made in between. A caller never
- * joins a run already under way: it may have begun before the caller's write.
+ * everything done before it starts. A run starts once the current turn's
+ * synchronous code and queued promise callbacks are done, so callers of the
+ * same turn (the submissions one group commit answered, say) share it; a call
+ * made while a run is under way waits for the next one, which starts when
+ * that run ends: a caller never joins a run that may have begun before its write.
  */
 export function coalesce(task: () => Promise<void>): () => Promise<void> {
   let running: Promise<void> | null = null;
   let next: Promise<void> | null = null;
 
   const start = (): Promise<void> => {
+    next = null;
     const run = task().finally(() => {
       if (running === run) running = null;
     });
@@ -33,14 +35,7 @@ export function coalesce(task: () => Promise<void>): () => Promise<void> {
   };
 
   return () => {
-    if (next !== null) return next;
-    if (running === null) return start();
-    next = running
-      .catch(() => undefined)
-      .then(() => {
-        next = null;
-        return start();
-      });
+    next ??= (running ?? Promise.resolve()).catch(() => undefined).then(start);
     return next;
   };
 }
