@@ -8,7 +8,7 @@ CREATE TABLE `job_events` (
 	`error_message` text,
 	`at` integer NOT NULL,
 	FOREIGN KEY (`job_id`) REFERENCES `jobs`(`id`) ON UPDATE no action ON DELETE cascade,
-	CONSTRAINT "job_events_kind_check" CHECK(kind = 'started' OR kind = 'succeeded' OR kind = 'retrying' OR kind = 'failed' OR kind = 'cancelled' OR kind = 'returned' OR kind = 'lost')
+	CONSTRAINT "job_events_kind_check" CHECK(kind IN ('started', 'succeeded', 'retrying', 'failed', 'cancelled', 'returned', 'lost'))
 );
 --> statement-breakpoint
 CREATE INDEX `job_events_job_idx` ON `job_events` (`job_id`,`id`);--> statement-breakpoint
@@ -31,7 +31,7 @@ CREATE TABLE `job_images` (
 	`delivered_at` integer,
 	PRIMARY KEY(`job_id`, `idx`),
 	FOREIGN KEY (`job_id`) REFERENCES `jobs`(`id`) ON UPDATE no action ON DELETE cascade,
-	CONSTRAINT "job_images_status_check" CHECK(status = 'pending' OR status = 'delivered')
+	CONSTRAINT "job_images_status_check" CHECK(status IN ('pending', 'delivered'))
 );
 --> statement-breakpoint
 CREATE TABLE `jobs` (
@@ -53,7 +53,7 @@ CREATE TABLE `jobs` (
 	`updated_at` integer NOT NULL,
 	`started_at` integer,
 	`finished_at` integer,
-	CONSTRAINT "jobs_status_check" CHECK(status = 'queued' OR status = 'running' OR status = 'succeeded' OR status = 'failed' OR status = 'cancelled'),
+	CONSTRAINT "jobs_status_check" CHECK(status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
 	CONSTRAINT "jobs_attempts_check" CHECK(attempts >= 0 AND max_attempts >= 1),
 	CONSTRAINT "jobs_lease_check" CHECK((status = 'running') = (lease_owner IS NOT NULL AND lease_expires_at IS NOT NULL))
 );
@@ -61,5 +61,5 @@ CREATE TABLE `jobs` (
 CREATE INDEX `jobs_claim_idx` ON `jobs` ("priority" DESC,`run_at`,`id`) WHERE status = 'queued';--> statement-breakpoint
 CREATE INDEX `jobs_due_idx` ON `jobs` (`run_at`) WHERE status = 'queued';--> statement-breakpoint
 CREATE INDEX `jobs_lease_idx` ON `jobs` (`lease_expires_at`) WHERE status = 'running';--> statement-breakpoint
-CREATE INDEX `jobs_finished_idx` ON `jobs` (`finished_at`) WHERE status = 'succeeded' OR status = 'failed' OR status = 'cancelled';--> statement-breakpoint
+CREATE INDEX `jobs_finished_idx` ON `jobs` (`finished_at`) WHERE status IN ('succeeded', 'failed', 'cancelled');--> statement-breakpoint
 CREATE UNIQUE INDEX `jobs_idempotency_key_idx` ON `jobs` (`idempotency_key`) WHERE idempotency_key IS NOT NULL;
