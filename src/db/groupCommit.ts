@@ -1,8 +1,8 @@
 /**
  * Group commit: writes requested in the same turn of the event loop run as
  * one batch at the end of that turn (`setImmediate`), so concurrent requests
- * or attempts share one transaction and one commit (and, at synchronous FULL,
- * one fsync of the WAL) instead of paying for one each. Nothing waits for a
+ * or attempts share one transaction and one commit instead of paying for one
+ * each (their callers then share one fsync of the WAL too, see `coalesce`). Nothing waits for a
  * batch to fill: a lone write goes out in the turn it was asked for, and
  * batches grow by themselves when the process is busy.
  *

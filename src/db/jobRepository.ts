@@ -37,7 +37,9 @@ const SYNCHRONOUS_NORMAL = 1;
  * latest of them back, which only runs an attempt again.
  */
 export function createJobRepository(db: Database.Database) {
-  const full = (db.pragma('synchronous', { simple: true }) as number) > SYNCHRONOUS_NORMAL;
+  // Only in WAL mode (which openDatabase asks for, but a file system may refuse): otherwise FULL stays as it is.
+  const wal = db.pragma('journal_mode', { simple: true }) === 'wal';
+  const full = wal && (db.pragma('synchronous', { simple: true }) as number) > SYNCHRONOUS_NORMAL;
   if (full) db.pragma('synchronous = NORMAL');
   // SQLite keeps the WAL beside the database, named `<database>-wal`, for as long as a connection is open.
   const syncWal = full ? coalesce(() => fsyncPath(`${db.name}-wal`)) : null;

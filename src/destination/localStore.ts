@@ -25,7 +25,7 @@ export type LocalStore = ReturnType<typeof createLocalStore>;
 
 /** The local output store at `outputDir`. */
 export function createLocalStore(outputDir: string) {
-  // Job folders are new with each job: one fsync of the store serves every folder made before it starts.
+  // The job folders' names: one fsync of the store serves every folder made before it starts.
   const syncStore = coalesce(() => fsyncPath(outputDir));
 
   return {
@@ -39,11 +39,12 @@ export function createLocalStore(outputDir: string) {
     async store(jobId: number, index: number, format: OutputFormat, source: string): Promise<string> {
       const target = localOutputPath(outputDir, jobId, index, format);
       const folder = path.dirname(target);
-      const made = await fsp.mkdir(folder, { recursive: true }); // the first folder made; undefined if it was there
+      await fsp.mkdir(folder, { recursive: true });
       await fsyncPath(source);
       await fsp.rename(source, target);
-      await fsyncPath(folder);
-      if (made !== undefined) await syncStore();
+      // Each time, not only by the call that made the folder: that one may have failed or crashed
+      // before its fsync, while another image of the job is recorded as delivered.
+      await Promise.all([fsyncPath(folder), syncStore()]);
       return localLocation(jobId, index, format);
     },
   };

@@ -147,8 +147,12 @@ export function createSubmitter(deps: SubmitDeps): SubmitJob {
       await deps.repo.makeDurable();
       return stored;
     } catch (error) {
-      // A committed job keeps its files whatever happens after the commit.
-      if (stored?.created !== true) await deps.tempStore.remove(key);
+      // A committed job keeps its files whatever happens after the commit. A folder that cannot be
+      // removed now (a multipart writer still closing) is logged and left to the sweeper: the client
+      // gets the answer its request earned, not this.
+      if (stored?.created !== true) {
+        await deps.tempStore.remove(key).catch((removeError: unknown) => submission.log.warn({ err: removeError }, 'could not remove a refused upload; the sweeper will'));
+      }
       throw error;
     }
   };

@@ -212,10 +212,11 @@ export function createScheduler(options: SchedulerOptions) {
     inFlight.set(job.id, attempt);
     const settled = runAttempt(attempt).finally(() => {
       settling.delete(settled);
-      // A successful attempt left inFlight and handed its slot on when its completion was written.
-      if (inFlight.get(job.id) === attempt) inFlight.delete(job.id);
+      // A successful attempt left inFlight, handed its slot on and woke the loop when its completion was written.
+      if (inFlight.get(job.id) !== attempt) return;
+      inFlight.delete(job.id);
       freeSlot();
-      if (slots.inUse < slots.limit) wake();
+      wake();
     });
     settling.add(settled);
   }
@@ -308,8 +309,10 @@ export function createScheduler(options: SchedulerOptions) {
       inFlight.delete(attempt.job.id);
       attempt.freeSlot();
     }
-    // Slots left over mean nothing more is due: the attempts' ends wake the loop to plan its next look.
     for (const job of claimed) start(job);
+    // Slots left over mean nothing more is due now: the loop plans its next look (a timer, or a
+    // wake by the next submission) at once, not after these attempts' releases.
+    if (claimed.length < attempts.length) wake();
     return completed;
   });
 
@@ -363,12 +366,12 @@ export function createScheduler(options: SchedulerOptions) {
     async cancel(jobId: number): Promise<{ job: Job; cancelled: boolean } | null> {
       const result = repo.cancelJob(jobId, now());
       if (result === null) return null;
+      const local = result.cancelled ? inFlight.get(jobId) : undefined;
+      // Committed: the attempt's guarded writes can no longer undo it, so it stops at once.
+      if (local && result.previous?.attempt === local.ref.attempt) abortAttempt(local, new CancelAbort());
       await repo.makeDurable();
-      if (result.cancelled) {
-        const local = inFlight.get(jobId);
-        if (local && result.previous?.attempt === local.ref.attempt) abortAttempt(local, new CancelAbort());
-        await handler.release(result.job);
-      }
+      // The inputs go only once the cancel survives power loss.
+      if (result.cancelled) await handler.release(result.job);
       return { job: result.job, cancelled: result.cancelled };
     },
 

@@ -128,7 +128,11 @@ export function createTempStore(root: string) {
         await close(fd);
         throw error;
       }
-      const synced = Promise.all([fsync(fd), fsyncPath(folder(key))]).then(() => undefined).finally(() => close(fd));
+      // Both settle before the descriptor closes: a queued fsync must not meet a reused descriptor number.
+      const synced = Promise.allSettled([fsync(fd), fsyncPath(folder(key))]).then(async (outcomes) => {
+        await close(fd);
+        for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
+      });
       synced.catch(() => undefined); // the caller's to await (and rethrow); not an unhandled rejection meanwhile
       return { bytes, head: Buffer.concat(head), synced };
     },
