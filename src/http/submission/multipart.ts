@@ -21,7 +21,8 @@ const MAX_OPTIONS_BYTES = 64 * 1024;
  * before j: busboy has parsed past them (it copies what it keeps), this file's
  * earlier bytes and every earlier file are written, later parts come after.
  * Chunks busboy has not parsed yet are never released. This leans on how
- * busboy 1.x hands data on; test/api.test.ts checks every stored byte.
+ * busboy 1.6 hands data on (package.json pins it exactly); test/api.test.ts
+ * checks every stored byte.
  */
 function chunkReleaser(req: IncomingMessage) {
   const arrived = new Map<number, WeakRef<Buffer>>();
