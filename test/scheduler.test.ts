@@ -215,6 +215,40 @@ describe('the scheduler', () => {
     expect(work.released).toEqual([]);
   });
 
+  it('frees the slot of an attempt that ends after the same job was claimed again here', async () => {
+    const { db, repo } = testDb();
+    const job = insert(repo);
+    let releaseFirst = (): void => {};
+    const firstHeld = new Promise<void>((resolve) => (releaseFirst = resolve));
+    const together: string[] = [];
+    let bothRunning = (): void => {};
+    const bothStarted = new Promise<void>((resolve) => (bothRunning = resolve));
+    const work = handler(async ({ job: current, ref }) => {
+      if (current.id === job.id && ref.attempt === 1) {
+        await firstHeld; // deaf to aborts: ends, failing, only when released
+        throw new Error('attempt 1 failed late');
+      }
+      if (current.id !== job.id) {
+        together.push(String(current.id));
+        if (together.length === 2) bothRunning();
+        await bothStarted; // both extra jobs must run at once: needs both slots
+      }
+    });
+    const s = scheduler(repo, work, { maxConcurrentJobs: 2, leaseMs: 60_000, heartbeatMs: 60_000 });
+    s.start();
+    await waitFor(() => repo.getJob(job.id)?.status === 'running');
+    // Another process found the lease expired and requeued the job; this one claims it again as attempt 2.
+    db.prepare(`UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL WHERE id = ?`).run(job.id);
+    s.notify(Date.now());
+    await waitFor(() => repo.getJob(job.id)?.status === 'succeeded');
+    expect(repo.getJob(job.id)?.attempts).toBe(2);
+    releaseFirst(); // attempt 1 fails now, superseded (its write is fenced off): its slot must come back
+    await waitFor(() => s.running === 0);
+    const [a, b] = [insert(repo), insert(repo)];
+    s.notify(Date.now());
+    await waitFor(() => repo.getJob(a.id)?.status === 'succeeded' && repo.getJob(b.id)?.status === 'succeeded', 5_000);
+  });
+
   it('lets in-flight attempts finish within the grace period on stop', async () => {
     const { repo } = testDb();
     const job = insert(repo);

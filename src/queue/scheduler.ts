@@ -88,6 +88,8 @@ interface InFlight {
   readonly freeSlot: () => void;
   /** Rejects the wait for the work with `reason`; set while the work runs. */
   stopWaiting: (reason: unknown) => void;
+  /** Set when its success was written and its slot passed on (and the loop woken) then. */
+  slotPassedOn: boolean;
 }
 
 export interface StopResult {
@@ -208,13 +210,13 @@ export function createScheduler(options: SchedulerOptions) {
     const freeSlot = slots.tryAcquire();
     if (freeSlot === null) throw new Error('claimed a job without a free slot');
     const ref: AttemptRef = { jobId: job.id, owner, attempt: job.attempts };
-    const attempt: InFlight = { job, ref, controller: new AbortController(), freeSlot, stopWaiting: () => {} };
+    const attempt: InFlight = { job, ref, controller: new AbortController(), freeSlot, stopWaiting: () => {}, slotPassedOn: false };
     inFlight.set(job.id, attempt);
     const settled = runAttempt(attempt).finally(() => {
       settling.delete(settled);
-      // A successful attempt left inFlight, handed its slot on and woke the loop when its completion was written.
-      if (inFlight.get(job.id) !== attempt) return;
-      inFlight.delete(job.id);
+      // Not if a later attempt of the job, claimed here after this one lost its lease, took the entry.
+      if (inFlight.get(job.id) === attempt) inFlight.delete(job.id);
+      if (attempt.slotPassedOn) return;
       freeSlot();
       wake();
     });
@@ -306,8 +308,9 @@ export function createScheduler(options: SchedulerOptions) {
     const refs = attempts.map((attempt) => attempt.ref);
     const { completed, claimed } = repo.completeAndClaimDue(refs, now(), owner, leaseMs, limit);
     for (const attempt of attempts) {
-      inFlight.delete(attempt.job.id);
+      if (inFlight.get(attempt.job.id) === attempt) inFlight.delete(attempt.job.id);
       attempt.freeSlot();
+      attempt.slotPassedOn = true;
     }
     for (const job of claimed) start(job);
     // Slots left over mean nothing more is due now: the loop plans its next look (a timer, or a
