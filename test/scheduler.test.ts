@@ -42,6 +42,12 @@ function scheduler(repo: JobRepository, work: JobHandler, overrides: Partial<Sch
 
 const insert = (repo: JobRepository, fields = {}): Job => repo.insertJob(newJob({ runAt: Date.now(), ...fields }), Date.now()).job;
 
+/** The repository with its claims counted: the scheduler's looks at the queue. */
+function countingClaims(repo: JobRepository): { counted: JobRepository; claims: () => number } {
+  let claims = 0;
+  return { counted: { ...repo, claimDue: (...args) => ((claims += 1), repo.claimDue(...args)) }, claims: () => claims };
+}
+
 describe('the scheduler', () => {
   it('never runs more than MAX_CONCURRENT_JOBS attempts at once', async () => {
     const { repo } = testDb();
@@ -62,38 +68,36 @@ describe('the scheduler', () => {
 
   it('sleeps while idle and wakes at once when told of a new job', async () => {
     const { repo } = testDb();
-    let claims = 0;
-    const counted: JobRepository = { ...repo, claimDue: (...args) => ((claims += 1), repo.claimDue(...args)) };
+    const { counted, claims } = countingClaims(repo);
     const s = scheduler(counted, handler(() => undefined));
     s.start();
     await delay(300);
-    expect(claims).toBe(1); // one look at start, then no polling
+    expect(claims()).toBe(1); // one look at start, then no polling
     const job = insert(repo);
     s.notify(job.runAt); // no timer is set while nothing is queued: only this wakes the loop
     await waitFor(() => repo.getJob(job.id)?.status === 'succeeded');
-    expect(claims).toBeLessThanOrEqual(3);
+    expect(claims()).toBeLessThanOrEqual(3);
   });
 
   it('is woken by a new job only when the job is due before the loop would look anyway', async () => {
     const { repo } = testDb();
-    let claims = 0;
-    const counted: JobRepository = { ...repo, claimDue: (...args) => ((claims += 1), repo.claimDue(...args)) };
+    const { counted, claims } = countingClaims(repo);
     const s = scheduler(counted, handler(() => undefined));
     s.start();
     await delay(20);
-    expect(claims).toBe(1);
+    expect(claims()).toBe(1);
     const inAnHour = insert(repo, { runAt: Date.now() + 3_600_000 });
     s.notify(inAnHour.runAt); // sleeping with no timer: must wake to set one
     await delay(50);
-    expect(claims).toBe(2);
+    expect(claims()).toBe(2);
     const later = insert(repo, { runAt: Date.now() + 7_200_000 });
     s.notify(later.runAt); // the timer for the first fires earlier: no need to look now
     await delay(50);
-    expect(claims).toBe(2);
+    expect(claims()).toBe(2);
     const soon = insert(repo, { runAt: Date.now() + 100 });
     s.notify(soon.runAt);
     await waitFor(() => repo.getJob(soon.id)?.status === 'succeeded', 2_000);
-    expect(claims).toBeGreaterThanOrEqual(3);
+    expect(claims()).toBeGreaterThanOrEqual(3);
     expect(repo.getJob(inAnHour.id)?.status).toBe('queued');
   });
 

@@ -1,8 +1,8 @@
-import fsp from 'node:fs/promises';
 import sharp, { type OutputInfo, type Sharp } from 'sharp';
 import type { ConversionOptions, OutputFormat } from '../jobs/options.js';
 import { PermanentError } from '../queue/errors.js';
 import type { Semaphore } from '../queue/semaphore.js';
+import { removeFile } from '../storage/fsCalls.js';
 import { conversionFailure, sharpDetail } from './conversionErrors.js';
 import { readHeader, type ImageHeader } from './header.js';
 import { outputFormatInfo } from './outputFormat.js';
@@ -121,7 +121,7 @@ export function createConverter(settings: ConverterSettings) {
       try {
         info = await untilAborted(work, signal);
       } catch (error) {
-        const removeOutput = (): Promise<void> => fsp.rm(output, { force: true });
+        const removeOutput = (): Promise<void> => removeFile(output);
         if (signal.aborted) {
           // libvips may still be writing: remove its output once it stops.
           work.then(removeOutput, removeOutput).catch(() => undefined);
