@@ -217,7 +217,7 @@ describe('refusals', () => {
     expectProblem(second, 503, 'queue_full');
     expect(second.headers.get('retry-after')).toBe('30');
     expect(s.service.repo.listJobs({ limit: 10 })).toHaveLength(1);
-    expect(s.tempFiles()).toHaveLength(2); // the first job's folder and its one input
+    expect(s.tempFiles()).toHaveLength(1); // the first job's one input
   });
 
   it('answers 503 when free disk is below MIN_FREE_DISK_BYTES', async () => {
@@ -255,7 +255,7 @@ describe('Idempotency-Key', () => {
     expect(again.status).toBe(200);
     expect(again.body.id).toBe(first.body.id);
     expect(s.service.repo.listJobs({ limit: 10 })).toHaveLength(1);
-    expect(s.tempFiles()).toHaveLength(2);
+    expect(s.tempFiles()).toHaveLength(1);
   });
 });
 
@@ -356,7 +356,7 @@ describe('large uploads', () => {
     const images = [await noisePng(1_100, 900), await noisePng(700, 500), await noisePng(1_300, 1_000)];
     const stored = (id: unknown, index: number): Buffer => {
       const job = s.service.repo.getJob(Number(id));
-      return fs.readFileSync(path.join(s.config.tmpDir, job?.inputKey ?? '', String(index)));
+      return fs.readFileSync(path.join(s.config.tmpDir, `${job?.inputKey ?? ''}.${index}`));
     };
     // One buffer, so the socket's chunks hold the ends of one file and the starts of the next.
     const form = new FormData();

@@ -94,16 +94,16 @@ describe('crash safety', () => {
     const [small, medium, slow] = await Promise.all([noiseJpeg(320, 240), noiseJpeg(1200, 900), noiseJpeg(1200, 900)]);
     const acked = new Map<number, readonly Size[]>();
     const otherStatuses: number[] = [];
-    const slowUploadFolders: string[] = [];
+    const slowUploadFiles: string[] = [];
 
     for (let round = 0; round < ROUNDS; round++) {
       const service = await startServiceProcess(dataDir, env);
-      // Start the never-ending upload first and wait for its temp folder: no
-      // other submission runs yet, and a restarted service only removes folders.
+      // Start the never-ending upload first and wait for its temp file: no
+      // other submission runs yet, and a restarted service only removes files.
       const before = new Set(folders(tmpDir));
       const stopUpload = slowUpload(service.url, slow.bytes);
-      const uploading = await waitFor(() => folders(tmpDir).find((name) => !before.has(name) && fs.existsSync(path.join(tmpDir, name, '0'))));
-      slowUploadFolders.push(uploading);
+      const uploading = await waitFor(() => folders(tmpDir).find((name) => !before.has(name) && name.endsWith('.0')));
+      slowUploadFiles.push(uploading);
 
       const stop = new AbortController();
       const submitters = [
@@ -146,20 +146,17 @@ describe('crash safety', () => {
       }
     }
 
-    // Within the grace period a folder may be an upload in progress: the sweeper keeps it.
+    // Within the grace period a file may be an upload in progress: the sweeper keeps it.
     const early = await call(`${service.url}/debug/memory/cleanup-images`, { method: 'POST' });
-    expect(early.body.sweep).toMatchObject({ temp_folders_removed: 0, removal_failures: 0 });
+    expect(early.body.sweep).toMatchObject({ temp_files_removed: 0, removal_failures: 0 });
     // What is left in temp are the uploads the kills cut short, which no job owns.
     const orphans = folders(tmpDir);
-    expect(orphans).toEqual(expect.arrayContaining(slowUploadFolders));
-    // Fast-forward past the grace period by ageing the folders and their files.
+    expect(orphans).toEqual(expect.arrayContaining(slowUploadFiles));
+    // Fast-forward past the grace period by ageing the files.
     const aged = (Date.now() - TEMP_GRACE_MS - 60_000) / 1_000;
-    for (const name of orphans) {
-      for (const file of fs.readdirSync(path.join(tmpDir, name))) fs.utimesSync(path.join(tmpDir, name, file), aged, aged);
-      fs.utimesSync(path.join(tmpDir, name), aged, aged);
-    }
+    for (const name of orphans) fs.utimesSync(path.join(tmpDir, name), aged, aged);
     const swept = await call(`${service.url}/debug/memory/cleanup-images`, { method: 'POST' });
-    expect(swept.body.sweep).toMatchObject({ temp_folders_removed: orphans.length, removal_failures: 0 });
+    expect(swept.body.sweep).toMatchObject({ temp_files_removed: orphans.length, removal_failures: 0 });
     expect(folders(tmpDir)).toEqual([]);
 
     const stopped = await service.kill('SIGTERM');

@@ -73,23 +73,24 @@ describe('metrics', () => {
 
   it('exposes temp files, sweeps, V8 allocation, sharp and the default process metrics', async () => {
     const t = setup();
-    const key = await t.tempStore.create();
-    fs.writeFileSync(t.tempStore.inputPath(key, 0), Buffer.alloc(1234));
+    const key = t.tempStore.newKey();
+    fs.writeFileSync(t.tempStore.inputPath(key, 0), Buffer.alloc(1000));
+    fs.writeFileSync(t.tempStore.outputPath(key, 0, 'webp'), Buffer.alloc(234));
     t.metrics.recordSweep({
-      at: Date.now(), durationMs: 12, jobsPruned: 3, outputFoldersRemoved: 2, tempFoldersRemoved: 1,
+      at: Date.now(), durationMs: 12, jobsPruned: 3, outputFoldersRemoved: 2, tempFilesRemoved: 1,
       tempBytesRemoved: 99, removalFailures: 0, walCheckpoint: { busy: 0, log: 0, checkpointed: 0 },
     });
     t.metrics.recordSweepFailure();
 
     const text = await t.metrics.registry.metrics();
 
-    expect(sample(text, 'image_jobs_temp_folders')).toBe(1);
+    expect(sample(text, 'image_jobs_temp_files')).toBe(2);
     expect(sample(text, 'image_jobs_temp_bytes')).toBe(1234);
     expect(sample(text, 'image_jobs_sweeps_total{outcome="completed"}')).toBe(1);
     expect(sample(text, 'image_jobs_sweeps_total{outcome="failed"}')).toBe(1);
     expect(sample(text, 'image_jobs_sweep_removed_total{kind="jobs"}')).toBe(3);
     expect(sample(text, 'image_jobs_sweep_removed_total{kind="output_folders"}')).toBe(2);
-    expect(sample(text, 'image_jobs_sweep_removed_total{kind="temp_folders"}')).toBe(1);
+    expect(sample(text, 'image_jobs_sweep_removed_total{kind="temp_files"}')).toBe(1);
     expect(sample(text, 'image_jobs_sweep_temp_bytes_removed_total')).toBe(99);
     expect(sample(text, 'image_jobs_sweep_duration_seconds_count')).toBe(1);
     expect(sample(text, 'image_jobs_v8_heap_allocated_bytes_total')).toBeGreaterThan(0);

@@ -69,10 +69,9 @@ describe('GET /debug/memory-stats', () => {
 
   it('adds Node\'s own figures: memory, sharp, temp files, running jobs, event-loop delay, uptime, last sweep', async () => {
     const s = await start();
-    const folder = path.join(s.config.tmpDir, '0b7c1f7e-2f6a-4c56-9d0e-222222222222');
-    fs.mkdirSync(folder);
-    fs.writeFileSync(path.join(folder, '0'), Buffer.alloc(700));
-    fs.writeFileSync(path.join(folder, '1'), Buffer.alloc(300));
+    const key = path.join(s.config.tmpDir, '0b7c1f7e-2f6a-4c56-9d0e-222222222222');
+    fs.writeFileSync(`${key}.0`, Buffer.alloc(700));
+    fs.writeFileSync(`${key}.1`, Buffer.alloc(300));
 
     const { body } = await json(`${s.url}/debug/memory-stats`);
 
@@ -87,7 +86,7 @@ describe('GET /debug/memory-stats', () => {
       processing_tasks: 0,
       concurrency: expect.any(Number),
     });
-    expect(node.temp_files).toEqual({ folders: 1, files: 2, bytes: 1000 });
+    expect(node.temp_files).toEqual({ jobs: 1, files: 2, bytes: 1000 });
     expect(node.running_jobs).toBe(0);
     expect(Object.keys(node.event_loop_delay_ms).sort()).toEqual(['max', 'mean', 'p50', 'p90', 'p99']);
     expect(node.uptime_s).toBeGreaterThanOrEqual(0);
@@ -103,11 +102,9 @@ describe('POST /debug/memory/cleanup-images', () => {
     for (let i = 0; i < 3; i += 1) arrange(s, 'succeeded', 1, Date.now() - i * 1_000);
     arrange(s, 'queued', 1);
     fs.mkdirSync(path.join(s.config.outputDir, String(expired.id)), { recursive: true });
-    const orphan = path.join(s.config.tmpDir, '0b7c1f7e-2f6a-4c56-9d0e-111111111111');
-    fs.mkdirSync(orphan);
-    fs.writeFileSync(path.join(orphan, '0'), Buffer.alloc(2048));
+    const orphan = path.join(s.config.tmpDir, '0b7c1f7e-2f6a-4c56-9d0e-111111111111.0');
+    fs.writeFileSync(orphan, Buffer.alloc(2048));
     const old = new Date(Date.now() - 2 * TEMP_GRACE_MS);
-    fs.utimesSync(path.join(orphan, '0'), old, old);
     fs.utimesSync(orphan, old, old);
 
     const { status, body } = await json(`${s.url}/debug/memory/cleanup-images`, { method: 'POST' });
@@ -116,7 +113,7 @@ describe('POST /debug/memory/cleanup-images', () => {
     expect(body.sweep).toMatchObject({
       jobs_pruned: 3,
       output_folders_removed: 1,
-      temp_folders_removed: 1,
+      temp_files_removed: 1,
       temp_bytes_removed: 2048,
       removal_failures: 0,
       wal_checkpoint: { busy: false },
@@ -154,7 +151,7 @@ describe('GET /metrics', () => {
     for (const name of [
       'image_jobs_jobs', 'image_jobs_queue_depth', 'image_jobs_images', 'image_jobs_attempts_total', 'image_jobs_attempt_duration_seconds',
       'image_jobs_job_duration_seconds', 'image_jobs_images_processed_total', 'image_jobs_image_input_bytes_total',
-      'image_jobs_image_output_bytes_total', 'image_jobs_temp_folders', 'image_jobs_temp_bytes', 'image_jobs_sweeps_total',
+      'image_jobs_image_output_bytes_total', 'image_jobs_temp_files', 'image_jobs_temp_bytes', 'image_jobs_sweeps_total',
       'image_jobs_sweep_removed_total', 'image_jobs_sweep_duration_seconds', 'image_jobs_v8_heap_allocated_bytes_total',
       'image_jobs_sharp_tasks', 'image_jobs_libvips_memory_bytes', 'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes',
       'nodejs_external_memory_bytes',

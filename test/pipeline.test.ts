@@ -19,7 +19,7 @@ import { createScheduler } from '../src/queue/scheduler.js';
 import { Semaphore } from '../src/queue/semaphore.js';
 import { createTempStore } from '../src/storage/tempStore.js';
 import { testDb } from './support/db.js';
-import { corruptHeaderJpeg, exifRotatedJpeg, filesIn, gradient, gradientJpeg, noiseJpeg, stageInputs, truncated } from './support/images.js';
+import { corruptHeaderJpeg, exifRotatedJpeg, filesOf, gradient, gradientJpeg, noiseJpeg, stageInputs, truncated } from './support/images.js';
 import { waitFor } from './support/wait.js';
 
 const servers: http.Server[] = [];
@@ -100,7 +100,8 @@ function harness(env: Record<string, string> = {}) {
       scheduler.notify(job.runAt);
       return job;
     },
-    folderOf: (job: Job): string => path.join(config.tmpDir, job.inputKey ?? ''),
+    /** The job's files left in the temp store: `0`, `0.out.webp`, … */
+    filesOf: (job: Job): Promise<string[]> => filesOf(tempStore, job.inputKey ?? ''),
     /** The job once it has ended and its attempt has settled (its files released). */
     ended: (job: Job): Promise<Job> =>
       waitFor(() => {
@@ -133,28 +134,27 @@ describe('image pipeline', () => {
       expect(await sharp(file).metadata()).toMatchObject({ format: 'webp', width: image.outputWidth });
       expect(fs.statSync(file).size).toBe(image.outputBytes);
     }
-    expect(fs.existsSync(h.folderOf(job))).toBe(false);
+    expect(await h.filesOf(job)).toEqual([]);
   });
 
   it('finishes each batch, inputs and outputs released, before converting the next', async () => {
     const h = harness({ IMAGE_BATCH_SIZE: '2' });
     const seen: Record<string, string[]> = {};
-    let folder = '';
+    let job: Job | null = null;
     const server = await target((res, _count, url) => {
-      void filesIn(folder).then((files) => {
-        seen[url] = files.sort();
+      void h.filesOf(job as Job).then((files) => {
+        seen[url] = files;
         res.writeHead(200).end();
       });
     });
     const images = await Promise.all([0, 1, 2].map(() => gradientJpeg(32, 32)));
-    const job = await h.submit(images, { destination: { type: 'http', url: `${server.origin}/{index}` } });
-    folder = h.folderOf(job);
+    job = await h.submit(images, { destination: { type: 'http', url: `${server.origin}/{index}` } });
     expect((await h.ended(job)).status).toBe('succeeded');
     // While batch 1 uploads, image 2 is untouched; when image 2 uploads, batch 1 left nothing behind.
     expect(seen['/0']).not.toContain('2.out.webp');
     expect(seen['/1']).not.toContain('2.out.webp');
     expect(seen['/2']).toEqual(['2', '2.out.webp']);
-    expect(fs.existsSync(folder)).toBe(false);
+    expect(await h.filesOf(job)).toEqual([]);
   });
 
   it('retries a 500 from the destination, keeping the input until the job ends', async () => {
@@ -166,10 +166,10 @@ describe('image pipeline', () => {
       return current?.status === 'queued' && current.attempts === 1 ? current : null;
     });
     expect(retrying.lastError?.code).toBe('destination_failed');
-    expect(await filesIn(h.folderOf(job))).toEqual(['0']);
+    expect(await h.filesOf(job)).toEqual(['0']);
     const done = await h.ended(job);
     expect({ status: done.status, attempts: done.attempts }).toEqual({ status: 'succeeded', attempts: 2 });
-    expect(fs.existsSync(h.folderOf(job))).toBe(false);
+    expect(await h.filesOf(job)).toEqual([]);
   });
 
   it('does not deliver an image twice: a retry skips images already delivered', async () => {
@@ -192,7 +192,7 @@ describe('image pipeline', () => {
     const done = await h.ended(job);
     expect({ status: done.status, attempts: done.attempts, code: done.lastError?.code }).toEqual({ status: 'failed', attempts: 1, code: 'destination_rejected' });
     expect(done.lastError?.message).not.toContain('secret');
-    expect(fs.existsSync(h.folderOf(job))).toBe(false);
+    expect(await h.filesOf(job)).toEqual([]);
   });
 
   it('refuses a redirect as destination_redirect; the redirect target sees no request', async () => {
@@ -212,7 +212,7 @@ describe('image pipeline', () => {
     const done = await h.ended(job);
     expect({ status: done.status, attempts: done.attempts, code: done.lastError?.code }).toEqual({ status: 'failed', attempts: 2, code: 'attempt_timeout' });
     expect(server.received).toHaveLength(2);
-    expect(fs.existsSync(h.folderOf(job))).toBe(false);
+    expect(await h.filesOf(job)).toEqual([]);
   });
 
   it('fails truncated and corrupt images as permanent image_corrupt and deletes the temp files', async () => {
@@ -222,7 +222,7 @@ describe('image pipeline', () => {
       const done = await h.ended(job);
       expect({ status: done.status, attempts: done.attempts, code: done.lastError?.code }).toEqual({ status: 'failed', attempts: 1, code: 'image_corrupt' });
       expect(done.lastError?.message).toMatch(/^image 1 cannot be decoded/);
-      expect(fs.existsSync(h.folderOf(job))).toBe(false);
+      expect(await h.filesOf(job)).toEqual([]);
     }
   });
 
@@ -240,7 +240,7 @@ describe('image pipeline', () => {
     await waitFor(() => server.received.length === 1);
     await h.scheduler.cancel(job.id);
     expect(h.repo.getJob(job.id)?.status).toBe('cancelled');
-    expect(fs.existsSync(h.folderOf(job))).toBe(false);
+    expect(await h.filesOf(job)).toEqual([]);
     await waitFor(() => h.scheduler.running === 0);
   });
 

@@ -34,17 +34,17 @@ function setup(overrides: { sweepCron?: string; maxCompletedJobs?: number } = {}
     fs.mkdirSync(path.join(outputDir, String(name)), { recursive: true });
     fs.writeFileSync(path.join(outputDir, String(name), '0.webp'), 'result');
   };
-  /** A temp folder holding `bytes` bytes, last touched `ageMs` before NOW. */
-  const tempFolder = async (ageMs: number, bytes = 10) => {
-    const key = await tempStore.create();
-    const file = tempStore.inputPath(key, 0);
-    fs.writeFileSync(file, Buffer.alloc(bytes));
+  /** One key's temp files, last touched `ageMs` before NOW: image 0's input of `bytes` bytes, and its output as well when `withOutput`. */
+  const tempFiles = (ageMs: number, bytes = 10, withOutput = false) => {
+    const key = tempStore.newKey();
     const mtime = new Date(NOW - ageMs);
-    fs.utimesSync(file, mtime, mtime);
-    fs.utimesSync(path.join(tempStore.root, key), mtime, mtime);
+    for (const file of [tempStore.inputPath(key, 0), ...(withOutput ? [tempStore.outputPath(key, 0, 'webp')] : [])]) {
+      fs.writeFileSync(file, Buffer.alloc(bytes));
+      fs.utimesSync(file, mtime, mtime);
+    }
     return key;
   };
-  return { db, repo, tempStore, outputDir, sweeper, reports, failures, job, outputFolder, tempFolder };
+  return { db, repo, tempStore, outputDir, sweeper, reports, failures, job, outputFolder, tempFiles };
 }
 
 const count = (t: ReturnType<typeof setup>, sql: string, ...params: unknown[]) =>
@@ -86,24 +86,26 @@ describe('sweeper', () => {
     expect(fs.readdirSync(t.outputDir).sort()).toEqual([String(kept), String(running), 'README'].sort());
   });
 
-  it('deletes temp folders no queued or running job owns once idle past the grace period', async () => {
+  it('deletes temp files no queued or running job owns once idle past the grace period', async () => {
     const t = setup();
-    const abandoned = await t.tempFolder(TEMP_GRACE_MS + MINUTE, 300);
-    const uploading = await t.tempFolder(MINUTE);
-    const ofQueued = await t.tempFolder(2 * TEMP_GRACE_MS);
-    const ofRunning = await t.tempFolder(2 * TEMP_GRACE_MS);
-    const ofFailed = await t.tempFolder(2 * TEMP_GRACE_MS, 200);
+    const abandoned = t.tempFiles(TEMP_GRACE_MS + MINUTE, 150, true);
+    const uploading = t.tempFiles(MINUTE);
+    const ofQueued = t.tempFiles(2 * TEMP_GRACE_MS);
+    const ofRunning = t.tempFiles(2 * TEMP_GRACE_MS);
+    const ofFailed = t.tempFiles(2 * TEMP_GRACE_MS, 200);
     t.job('queued', undefined, ofQueued);
     t.job('running', undefined, ofRunning);
     t.job('failed', NOW - 1_000, ofFailed);
+    fs.writeFileSync(path.join(t.tempStore.root, 'README'), 'not a temp file of a job');
 
     const report = await t.sweeper.sweep(NOW);
 
-    expect(report.tempFoldersRemoved).toBe(2);
+    expect(report.tempFilesRemoved).toBe(3);
     expect(report.tempBytesRemoved).toBe(500);
-    const left = (await t.tempStore.list()).map((folder) => folder.key).sort();
+    const left = (await t.tempStore.list()).map((files) => files.key).sort();
     expect(left).toEqual([uploading, ofQueued, ofRunning].sort());
-    expect(fs.existsSync(path.join(t.tempStore.root, abandoned))).toBe(false);
+    expect(fs.readdirSync(t.tempStore.root).filter((name) => name.startsWith(abandoned))).toEqual([]);
+    expect(fs.existsSync(path.join(t.tempStore.root, 'README'))).toBe(true);
   });
 
   it('checkpoints the WAL, reports what it did and keeps it as the last run; a second sweep finds nothing', async () => {
@@ -118,7 +120,7 @@ describe('sweeper', () => {
     expect(fs.statSync(`${t.db.name}-wal`).size).toBe(0);
 
     const second = await t.sweeper.sweep(NOW);
-    expect(second).toMatchObject({ jobsPruned: 0, outputFoldersRemoved: 0, tempFoldersRemoved: 0 });
+    expect(second).toMatchObject({ jobsPruned: 0, outputFoldersRemoved: 0, tempFilesRemoved: 0 });
     expect(t.reports).toEqual([first, second]);
   });
 

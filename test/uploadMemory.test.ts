@@ -46,7 +46,7 @@ function rss(pid: number): number {
 
 /** Size of the first image's input file in the temp store, 0 before it exists. */
 function inputSize(service: ServiceProcess): number {
-  const input = tempFiles(service.dataDir).find((entry) => entry.endsWith(`${path.sep}0`));
+  const input = tempFiles(service.dataDir).find((entry) => entry.endsWith('.0'));
   return input === undefined ? 0 : fs.statSync(path.join(service.dataDir, 'tmp', input)).size;
 }
 

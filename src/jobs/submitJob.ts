@@ -61,12 +61,11 @@ async function checkCapacity(deps: SubmitDeps): Promise<void> {
   }
 }
 
-function receive(deps: SubmitDeps, submission: Submission, key: string): Promise<ReceivedUpload> {
-  const type = submission.contentType.toLowerCase();
-  if (type === 'multipart/form-data') return receiveMultipart(submission.req, deps.tempStore, key, deps.config);
-  if (type.startsWith('image/') || type === 'application/octet-stream') {
-    return receiveRawBody(submission.req, submission.query, deps.tempStore, key, deps.config.maxUploadBytes);
-  }
+/** The two forms a submission's body may take, from its Content-Type. */
+function formOf(contentType: string): 'multipart' | 'raw' {
+  const type = contentType.toLowerCase();
+  if (type === 'multipart/form-data') return 'multipart';
+  if (type.startsWith('image/') || type === 'application/octet-stream') return 'raw';
   throw new HttpProblem(
     415,
     'unsupported_media_type',
@@ -95,11 +94,11 @@ async function probeAll(deps: SubmitDeps, key: string, upload: ReceivedUpload): 
 export type SubmitJob = (submission: Submission) => Promise<SubmitResult>;
 
 /**
- * Submissions, from body to durable row. The files, their names and their
- * folder's name are fsync'd first; then the row is written in an IMMEDIATE
+ * Submissions, from body to durable row. The files and their names are
+ * fsync'd first; then the row is written in an IMMEDIATE
  * transaction shared with the submissions that reach the same point in the
  * same turn of the event loop; the 202 waits until that commit is durable
- * (`makeDurable`). Anything refused before the commit removes the folder, so
+ * (`makeDurable`). Anything refused before the commit removes the files, so
  * no row and no temp file remain.
  */
 export function createSubmitter(deps: SubmitDeps): SubmitJob {
@@ -112,11 +111,17 @@ export function createSubmitter(deps: SubmitDeps): SubmitJob {
       await deps.repo.makeDurable(); // it may have been committed a moment ago, its own answer still pending
       return { job: earlier, created: false };
     }
+    const form = formOf(submission.contentType);
     await checkCapacity(deps);
-    const key = await deps.tempStore.create();
+    const key = deps.tempStore.newKey();
+    // The indexes a refused body may have left files under: every one its form allows.
+    const inputs = Array.from({ length: form === 'multipart' ? deps.config.maxImagesPerJob : 1 }, (_, index) => index);
     let stored: SubmitResult | null = null;
     try {
-      const upload = await receive(deps, submission, key);
+      const upload =
+        form === 'multipart'
+          ? await receiveMultipart(submission.req, deps.tempStore, key, deps.config)
+          : await receiveRawBody(submission.req, submission.query, deps.tempStore, key, deps.config.maxUploadBytes);
       const parsed = jobOptionsSchema.safeParse(upload.options);
       if (!parsed.success) {
         const issues = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'options'}: ${issue.message}`).join('; ');
@@ -127,7 +132,7 @@ export function createSubmitter(deps: SubmitDeps): SubmitJob {
       if (destinationProblem !== null) throw new HttpProblem(400, 'invalid_destination', destinationProblem);
       // Reading the headers overlaps making the files durable; a refused upload does not wait for that.
       const images = await probeAll(deps, key, upload);
-      await Promise.all([...upload.files.map((file) => file.synced), deps.tempStore.sync(key)]);
+      await Promise.all(upload.files.map((file) => file.synced));
       stored = await insert({
         priority: options.priority,
         maxAttempts: options.maxAttempts ?? deps.config.maxAttempts,
@@ -142,16 +147,16 @@ export function createSubmitter(deps: SubmitDeps): SubmitJob {
         deps.scheduler.notify(stored.job.runAt);
         submission.log.info({ jobId: stored.job.id, images: images.length }, 'job queued');
       } else {
-        await deps.tempStore.remove(key); // the first submission with this key owns its own files
+        await deps.tempStore.removeInputs(key, upload.files.map((file) => file.index)); // the first submission with this key owns its own files
       }
       await deps.repo.makeDurable();
       return stored;
     } catch (error) {
-      // A committed job keeps its files whatever happens after the commit. A folder that cannot be
-      // removed now (a multipart writer still closing) is logged and left to the sweeper: the client
-      // gets the answer its request earned, not this.
+      // A committed job keeps its files whatever happens after the commit. A file that cannot be
+      // removed now is logged and left to the sweeper: the client gets the answer its request
+      // earned, not this.
       if (stored?.created !== true) {
-        await deps.tempStore.remove(key).catch((removeError: unknown) => submission.log.warn({ err: removeError }, 'could not remove a refused upload; the sweeper will'));
+        await deps.tempStore.removeInputs(key, inputs).catch((removeError: unknown) => submission.log.warn({ err: removeError }, 'could not remove a refused upload; the sweeper will'));
       }
       throw error;
     }

@@ -30,7 +30,7 @@ export function sweepView(report: SweepReport) {
     duration_ms: report.durationMs,
     jobs_pruned: report.jobsPruned,
     output_folders_removed: report.outputFoldersRemoved,
-    temp_folders_removed: report.tempFoldersRemoved,
+    temp_files_removed: report.tempFilesRemoved,
     temp_bytes_removed: report.tempBytesRemoved,
     removal_failures: report.removalFailures,
     wal_checkpoint: {
@@ -81,9 +81,10 @@ export async function memoryStats(sources: MemoryStatsSources, now = Date.now())
         concurrency: sharp.concurrency,
       },
       temp_files: {
-        folders: temp.length,
-        files: temp.reduce((sum, folder) => sum + folder.files, 0),
-        bytes: temp.reduce((sum, folder) => sum + folder.bytes, 0),
+        /** Jobs (keys) with files in the store. */
+        jobs: temp.length,
+        files: temp.reduce((sum, files) => sum + files.names.length, 0),
+        bytes: temp.reduce((sum, files) => sum + files.bytes, 0),
       },
       running_jobs: scheduler.running,
       event_loop_delay_ms: {

@@ -3,7 +3,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { JobRepository } from '../db/jobRepository.js';
 import { jobStatuses } from '../db/states.js';
 import type { AttemptEnd } from '../queue/scheduler.js';
-import type { TempFolder, TempStore } from '../storage/tempStore.js';
+import type { TempFiles, TempStore } from '../storage/tempStore.js';
 import type { RuntimeMonitor } from './runtimeMonitor.js';
 import { sharpState } from './sharpState.js';
 import type { SweepReport } from './sweeper.js';
@@ -68,14 +68,14 @@ export function createMetrics(options: MetricsOptions) {
   });
 
   // A scrape collects every metric at once: both temp-store gauges share one listing.
-  let listing: Promise<TempFolder[]> | null = null;
-  const listTemp = (): Promise<TempFolder[]> => (listing ??= tempStore.list().finally(() => (listing = null)));
+  let listing: Promise<TempFiles[]> | null = null;
+  const listTemp = (): Promise<TempFiles[]> => (listing ??= tempStore.list().finally(() => (listing = null)));
   new Gauge({
-    name: 'image_jobs_temp_folders',
-    help: 'Folders in the temp store (one per job holding input).',
+    name: 'image_jobs_temp_files',
+    help: 'Files in the temp store (inputs of jobs not yet done, outputs being delivered).',
     registers,
     async collect() {
-      this.set((await listTemp()).length);
+      this.set((await listTemp()).reduce((sum, files) => sum + files.names.length, 0));
     },
   });
   new Gauge({
@@ -83,7 +83,7 @@ export function createMetrics(options: MetricsOptions) {
     help: 'Bytes of files in the temp store.',
     registers,
     async collect() {
-      this.set((await listTemp()).reduce((sum, folder) => sum + folder.bytes, 0));
+      this.set((await listTemp()).reduce((sum, files) => sum + files.bytes, 0));
     },
   });
 
@@ -131,13 +131,13 @@ export function createMetrics(options: MetricsOptions) {
   });
   const sweepRemoved = new Counter({
     name: 'image_jobs_sweep_removed_total',
-    help: 'What the sweeper removed: pruned jobs, output folders of jobs no longer kept, unowned temp folders.',
+    help: 'What the sweeper removed: pruned jobs, output folders of jobs no longer kept, unowned temp files.',
     labelNames: ['kind'],
     registers,
   });
   const sweepTempBytes = new Counter({
     name: 'image_jobs_sweep_temp_bytes_removed_total',
-    help: 'Bytes of the unowned temp folders the sweeper removed.',
+    help: 'Bytes of the unowned temp files the sweeper removed.',
     registers,
   });
   const sweepDuration = new Histogram({
@@ -149,7 +149,7 @@ export function createMetrics(options: MetricsOptions) {
 
   // Known label values start at zero so rate() sees the first event.
   for (const outcome of ['completed', 'failed']) sweeps.inc({ outcome }, 0);
-  for (const kind of ['jobs', 'output_folders', 'temp_folders']) sweepRemoved.inc({ kind }, 0);
+  for (const kind of ['jobs', 'output_folders', 'temp_files']) sweepRemoved.inc({ kind }, 0);
 
   let allocatedReported = 0;
   new Counter({
@@ -212,7 +212,7 @@ export function createMetrics(options: MetricsOptions) {
       sweeps.inc({ outcome: 'completed' });
       sweepRemoved.inc({ kind: 'jobs' }, report.jobsPruned);
       sweepRemoved.inc({ kind: 'output_folders' }, report.outputFoldersRemoved);
-      sweepRemoved.inc({ kind: 'temp_folders' }, report.tempFoldersRemoved);
+      sweepRemoved.inc({ kind: 'temp_files' }, report.tempFilesRemoved);
       sweepTempBytes.inc(report.tempBytesRemoved);
       sweepDuration.observe(report.durationMs / 1000);
     },

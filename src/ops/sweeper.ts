@@ -10,7 +10,7 @@ import type { TempStore } from '../storage/tempStore.js';
 /**
  * The sweeper keeps the service's disk and database bounded: it prunes
  * terminal jobs (by age, then beyond MAX_COMPLETED_JOBS), deletes the local
- * results of jobs no longer in the database, deletes temp folders no live job
+ * results of jobs no longer in the database, deletes temp files no live job
  * owns, and truncates the WAL. `sweep(now)` is a plain function of the clock;
  * node-cron only calls it.
  */
@@ -24,10 +24,10 @@ export interface SweepReport {
   readonly jobsPruned: number;
   /** `DATA_DIR/output/<jobId>/` folders of jobs no longer in the database. */
   readonly outputFoldersRemoved: number;
-  /** Temp-store folders no queued or running job owns, idle past the grace period. */
-  readonly tempFoldersRemoved: number;
+  /** Temp-store files no queued or running job owns, idle past the grace period. */
+  readonly tempFilesRemoved: number;
   readonly tempBytesRemoved: number;
-  /** Folders that could not be removed (logged; the next sweep tries again). */
+  /** Folders or temp files that could not be removed (logged; the next sweep tries again). */
   readonly removalFailures: number;
   /** The WAL checkpoint's result: frames in the log, frames copied back, and 1 when a reader kept it busy. */
   readonly walCheckpoint: { readonly busy: number; readonly log: number; readonly checkpointed: number };
@@ -38,15 +38,15 @@ export interface SweeperOptions {
   readonly repo: JobRepository;
   readonly tempStore: TempStore;
   readonly log: Logger;
-  /** How long an unowned temp folder must have been idle before it is deleted. */
+  /** How long a key's unowned temp files must have been idle before they are deleted. */
   readonly tempGraceMs?: number;
   readonly onSweep?: (report: SweepReport) => void;
   readonly onSweepFailed?: (error: unknown) => void;
 }
 
 /**
- * A submission writes its temp folder before the job row exists, and the
- * server gives a request at most 10 minutes: a folder idle for longer than
+ * A submission writes its temp files before the job row exists, and the
+ * server gives a request at most 10 minutes: files idle for longer than
  * that cannot belong to an upload in progress, however slow.
  */
 export const TEMP_GRACE_MS = 15 * 60_000;
@@ -64,12 +64,12 @@ export function createSweeper(options: SweeperOptions) {
   let task: ScheduledTask | null = null;
 
   /** Runs one removal; a failure is logged and counted, never fatal to the sweep. */
-  async function tryRemove(remove: () => Promise<void>, folder: string): Promise<boolean> {
+  async function tryRemove(remove: () => Promise<void>, what: string): Promise<boolean> {
     try {
       await remove();
       return true;
     } catch (error) {
-      log.warn({ err: error, folder }, 'sweeper could not remove a folder; the next sweep tries again');
+      log.warn({ err: error, what }, 'sweeper could not remove something; the next sweep tries again');
       return false;
     }
   }
@@ -98,15 +98,15 @@ export function createSweeper(options: SweeperOptions) {
     }
 
     // List before reading the owners: a job committed in between is then seen as live.
-    const folders = await tempStore.list();
+    const temp = await tempStore.list();
     const live = repo.liveInputKeys();
-    let tempFoldersRemoved = 0;
+    let tempFilesRemoved = 0;
     let tempBytesRemoved = 0;
-    for (const folder of folders) {
-      if (live.has(folder.key) || now - folder.mtimeMs < tempGraceMs) continue;
-      if (await tryRemove(() => tempStore.remove(folder.key), path.join(tempStore.root, folder.key))) {
-        tempFoldersRemoved += 1;
-        tempBytesRemoved += folder.bytes;
+    for (const files of temp) {
+      if (live.has(files.key) || now - files.mtimeMs < tempGraceMs) continue;
+      if (await tryRemove(() => tempStore.removeFiles(files), `temp files of ${files.key}`)) {
+        tempFilesRemoved += files.names.length;
+        tempBytesRemoved += files.bytes;
       } else {
         removalFailures += 1;
       }
@@ -118,7 +118,7 @@ export function createSweeper(options: SweeperOptions) {
       durationMs: Math.round((performance.now() - started) * 100) / 100,
       jobsPruned,
       outputFoldersRemoved,
-      tempFoldersRemoved,
+      tempFilesRemoved,
       tempBytesRemoved,
       removalFailures,
       walCheckpoint,

@@ -37,7 +37,7 @@ interface AttemptScope {
  * yet delivered, batch by batch (IMAGE_BATCH_SIZE at a time), and sends each
  * to its destination. An image's temp files go as soon as it is delivered and
  * recorded; a retry starts from the images still pending, whose inputs are
- * kept until the job ends (then `release` removes the job's folder).
+ * kept until the job ends (then `release` removes them).
  */
 export function createImagePipeline(deps: ImagePipelineDeps): JobHandler {
   const { config, repo, tempStore, log } = deps;
@@ -110,7 +110,10 @@ export function createImagePipeline(deps: ImagePipelineDeps): JobHandler {
     },
 
     async release(job: Job): Promise<void> {
-      if (job.inputKey !== null) await tempStore.remove(job.inputKey);
+      if (job.inputKey === null) return;
+      // A delivered image's input went as it was recorded; the rest go now.
+      const kept = repo.listImages(job.id).filter((image) => image.status !== ImageStatus.delivered);
+      await tempStore.removeInputs(job.inputKey, kept.map((image) => image.index));
     },
   };
 }

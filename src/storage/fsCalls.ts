@@ -11,7 +11,6 @@ export const open = promisify(fs.open);
 export const write = promisify(fs.write);
 export const fsync = promisify(fs.fsync);
 export const close = promisify(fs.close);
-export const rmdir = promisify(fs.rmdir);
 
 const unlink = promisify(fs.unlink);
 

@@ -3,14 +3,17 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { close, fsync, open, rmdir, write } from './fsCalls.js';
+import { close, fsync, open, removeFile, write } from './fsCalls.js';
 import { coalesce, fsyncPath } from './fsync.js';
 
 /**
- * Where image bytes live between submission and delivery: one folder per job
- * (its key, made by the server, never by a client), holding input `<index>`
- * and conversion outputs `<index>.out.<ext>`. Nothing else in the service
- * touches these paths directly; an object store could take this module's place.
+ * Where image bytes live between submission and delivery: files side by side
+ * in one folder, named by their job's key (made by the server, never by a
+ * client): input `<key>.<index>` and conversion output
+ * `<key>.<index>.out.<ext>`. No folder per job: a new file's name is made
+ * durable by one fsync of the root, which the files being written at the same
+ * time share. Nothing else in the service touches these paths directly; an
+ * object store could take this module's place.
  */
 
 /** More bytes arrived than the limit allows; the partial file is left for `remove`. */
@@ -22,12 +25,15 @@ export class TooLargeError extends Error {
 }
 
 const KEY_PATTERN = /^[0-9a-f-]{36}$/;
+/** A file of the store: its key, then its image index, then (an output) `.out.<ext>`. */
+const FILE_PATTERN = /^([0-9a-f-]{36})\.\d{1,6}(?:\.out\.[a-z0-9]{1,8})?$/;
 
-export interface TempFolder {
+/** The files of one key, as `list` found them. */
+export interface TempFiles {
   readonly key: string;
-  /** Newest modification time of the folder or any file in it. */
+  readonly names: readonly string[];
+  /** Newest modification time of its files. */
   readonly mtimeMs: number;
-  readonly files: number;
   readonly bytes: number;
 }
 
@@ -54,43 +60,36 @@ export type TempStore = ReturnType<typeof createTempStore>;
 
 export function createTempStore(root: string) {
   fs.mkdirSync(root, { recursive: true });
-  // The root's entries are the job folders: one fsync of it serves every folder made before it starts.
+  // One fsync of the root makes durable the name of every file created before it starts.
   const syncRoot = coalesce(() => fsyncPath(root));
-  /** The root fsync each new folder waits for, started as the folder is made, so it runs while the upload does. */
-  const rootSynced = new Map<string, Promise<void>>();
 
-  const folder = (key: string): string => {
+  const file = (key: string, name: string): string => {
     // Keys come from this module; refuse anything else so no path escapes the root.
     if (!KEY_PATTERN.test(key)) throw new Error(`not a temp store key: ${key}`);
-    return path.join(root, key);
+    return path.join(root, `${key}.${name}`);
   };
 
   return {
     root,
 
-    /** Creates a new empty folder and returns its key; `sync` or `remove` must follow. */
-    async create(): Promise<string> {
-      const key = randomUUID();
-      await fsp.mkdir(folder(key));
-      const synced = syncRoot();
-      synced.catch(() => undefined); // awaited by sync(), which rethrows; not an unhandled rejection meanwhile
-      rootSynced.set(key, synced);
-      return key;
+    /** A new key for one job's files; nothing exists under it yet. */
+    newKey(): string {
+      return randomUUID();
     },
 
     inputPath(key: string, index: number): string {
-      return path.join(folder(key), String(index));
+      return file(key, String(index));
     },
 
     outputPath(key: string, index: number, extension: string): string {
-      return path.join(folder(key), `${index}.out.${extension}`);
+      return file(key, `${index}.out.${extension}`);
     },
 
     /**
      * Streams `source` to image `index`'s input file, then starts making it
-     * durable (fsync of the file and of its folder), which the returned
-     * `synced` settles with: a caller reads the file (sniff, header) while
-     * the fsyncs run, and a caller refusing it need not wait for them.
+     * durable (fsync of the file and of the root that names it), which the
+     * returned `synced` settles with: a caller reads the file (sniff, header)
+     * while the fsyncs run, and a caller refusing it need not wait for them.
      * Throws `TooLargeError` past `maxBytes` (checked as bytes arrive). One
      * chunk at a time: the next is read only once the last is written, so a
      * slow disk holds the upload back instead of buffering it. `written`, if
@@ -129,7 +128,7 @@ export function createTempStore(root: string) {
         throw error;
       }
       // Both settle before the descriptor closes: a queued fsync must not meet a reused descriptor number.
-      const synced = Promise.allSettled([fsync(fd), fsyncPath(folder(key))]).then(async (outcomes) => {
+      const synced = Promise.allSettled([fsync(fd), syncRoot()]).then(async (outcomes) => {
         await close(fd);
         for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
       });
@@ -137,52 +136,37 @@ export function createTempStore(root: string) {
       return { bytes, head: Buffer.concat(head), synced };
     },
 
-    /**
-     * Resolves once the folder's own name is durable in the root; with each
-     * file's `synced`, all a job needs before it may point at the folder.
-     */
-    async sync(key: string): Promise<void> {
-      const synced = rootSynced.get(key) ?? syncRoot();
-      rootSynced.delete(key);
-      await synced;
+    /** Deletes the inputs of images `indexes` of `key`; idempotent. */
+    async removeInputs(key: string, indexes: Iterable<number>): Promise<void> {
+      const removals = [];
+      for (const index of indexes) removals.push(removeFile(this.inputPath(key, index)));
+      await Promise.all(removals);
     },
 
-    /** Deletes a folder and all in it; idempotent. */
-    async remove(key: string): Promise<void> {
-      rootSynced.delete(key);
-      try {
-        // Usually empty by now (a delivered image's files go as it is recorded): one call.
-        await rmdir(folder(key));
-      } catch (error) {
-        const { code } = error as NodeJS.ErrnoException;
-        if (code === 'ENOTEMPTY') await fsp.rm(folder(key), { recursive: true, force: true });
-        else if (code !== 'ENOENT') throw error;
-      }
+    /** Deletes the files `list` found under one key; idempotent. */
+    async removeFiles(files: TempFiles): Promise<void> {
+      for (const name of files.names) if (FILE_PATTERN.exec(name)?.[1] !== files.key) throw new Error(`not a temp store file of ${files.key}: ${name}`);
+      await Promise.all(files.names.map((name) => removeFile(path.join(root, name))));
     },
 
-    /** Every folder in the store with its size and age. */
-    async list(): Promise<TempFolder[]> {
-      const folders: TempFolder[] = [];
-      for (const entry of await fsp.readdir(root, { withFileTypes: true })) {
-        if (!entry.isDirectory() || !KEY_PATTERN.test(entry.name)) continue;
-        const dir = path.join(root, entry.name);
-        try {
-          let mtimeMs = (await fsp.stat(dir)).mtimeMs;
-          let bytes = 0;
-          const names = await fsp.readdir(dir);
-          for (const name of names) {
-            const stat = await fsp.stat(path.join(dir, name)).catch(() => null);
-            if (!stat) continue;
-            bytes += stat.size;
-            mtimeMs = Math.max(mtimeMs, stat.mtimeMs);
-          }
-          folders.push({ key: entry.name, mtimeMs, files: names.length, bytes });
-        } catch (error) {
-          // Removed while we looked: not there any more.
-          if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-        }
+    /** Every key with files in the store, with their size and age. */
+    async list(): Promise<TempFiles[]> {
+      const byKey = new Map<string, { names: string[]; mtimeMs: number; bytes: number }>();
+      for (const name of await fsp.readdir(root)) {
+        const key = FILE_PATTERN.exec(name)?.[1];
+        if (key === undefined) continue;
+        const stat = await fsp.stat(path.join(root, name)).catch((error: NodeJS.ErrnoException) => {
+          if (error.code === 'ENOENT') return null; // removed while we looked: not there any more
+          throw error;
+        });
+        if (stat === null) continue;
+        const entry = byKey.get(key) ?? { names: [], mtimeMs: 0, bytes: 0 };
+        entry.names.push(name);
+        entry.mtimeMs = Math.max(entry.mtimeMs, stat.mtimeMs);
+        entry.bytes += stat.size;
+        byKey.set(key, entry);
       }
-      return folders;
+      return [...byKey].map(([key, entry]) => ({ key, ...entry }));
     },
   };
 }

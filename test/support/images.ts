@@ -113,18 +113,14 @@ export function hugeScreenGif(): Buffer {
   ]);
 }
 
-/** Writes `images` as a new job folder in the temp store, the way a submission does; returns its key. */
+/** Writes `images` as a new job's inputs in the temp store, the way a submission does; returns its key. */
 export async function stageInputs(tempStore: TempStore, images: readonly Buffer[]): Promise<string> {
-  const key = await tempStore.create();
+  const key = tempStore.newKey();
   for (const [index, bytes] of images.entries()) await (await tempStore.writeInput(key, index, Readable.from([bytes]), Number.MAX_SAFE_INTEGER)).synced;
-  await tempStore.sync(key);
   return key;
 }
 
-/** Names of the files left in a temp store folder (none when the folder is gone). */
-export async function filesIn(folder: string): Promise<string[]> {
-  return fsp.readdir(folder).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return [];
-    throw error;
-  });
+/** Names of the temp store's files under `key`, without the key: `0`, `0.out.webp`, … */
+export async function filesOf(tempStore: TempStore, key: string): Promise<string[]> {
+  return (await fsp.readdir(tempStore.root)).filter((name) => name.startsWith(`${key}.`)).map((name) => name.slice(key.length + 1)).sort();
 }

@@ -58,10 +58,10 @@ function chunkReleaser(req: IncomingMessage) {
 }
 
 /**
- * Streams a `multipart/form-data` body into the temp store folder `key`:
+ * Streams a `multipart/form-data` body into the temp store under `key`:
  * files of field `images` in order, and an optional `options` JSON field.
  * Every limit is enforced while the bytes arrive. On any error the caller
- * removes the folder.
+ * removes the files.
  */
 export function receiveMultipart(req: IncomingMessage, store: TempStore, key: string, limits: MultipartLimits): Promise<ReceivedUpload> {
   return new Promise<ReceivedUpload>((resolve, reject) => {

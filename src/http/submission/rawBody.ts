@@ -6,7 +6,7 @@ import type { ReceivedUpload } from './receivedUpload.js';
 
 /**
  * Streams a raw image body (`Content-Type: image/*` or
- * `application/octet-stream`) into the temp store folder `key` as image 0.
+ * `application/octet-stream`) into the temp store under `key` as image 0.
  * Options come from the query string. A declared length over the limit is
  * refused before reading; an undeclared one is cut off as it streams.
  */
