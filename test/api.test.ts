@@ -229,11 +229,30 @@ describe('refusals', () => {
     expectNothingLeft(s);
   });
 
-  it('leaves no row and no temp file when the client disconnects mid-upload', async () => {
+  /** Descriptors this process holds on files under `dir` (an unlinked file still open counts). */
+  const openFilesUnder = (dir: string): string[] =>
+    fs.readdirSync('/proc/self/fd').flatMap((fd) => {
+      try {
+        const target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+        return target.startsWith(dir) ? [target] : [];
+      } catch {
+        return []; // closed while we looked
+      }
+    });
+
+  it.each(['raw', 'multipart'] as const)('leaves no row, no temp file and no open file when the client disconnects mid-upload (%s)', async (form) => {
     const s = await startService();
-    const head = (await jpeg(400, 400)).subarray(0, 1_000);
+    const image = (await jpeg(400, 400)).subarray(0, 1_000);
+    const boundary = 'cut-off';
+    const [headers, head] =
+      form === 'raw'
+        ? [{ 'content-type': 'image/jpeg' }, image]
+        : [
+            { 'content-type': `multipart/form-data; boundary=${boundary}` },
+            Buffer.concat([Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="images"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`), image]),
+          ];
     await new Promise<void>((resolve) => {
-      const req = http.request(`${s.url}/jobs`, { method: 'POST', headers: { 'content-type': 'image/jpeg', 'content-length': '100000' } });
+      const req = http.request(`${s.url}/jobs`, { method: 'POST', headers: { ...headers, 'content-length': '100000' } });
       req.on('error', () => resolve());
       req.write(head, () => setTimeout(() => {
         req.destroy();
@@ -242,6 +261,8 @@ describe('refusals', () => {
     });
     await waitFor(() => s.tempFiles().length === 0, 5_000);
     expectNothingLeft(s);
+    // The writer of the cut-off file closed it: no descriptor is left on a deleted file.
+    await waitFor(() => openFilesUnder(s.config.tmpDir).length === 0, 5_000);
   });
 });
 

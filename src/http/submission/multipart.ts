@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
 import busboy from 'busboy';
 import { HttpProblem } from '../problem.js';
 import { releaseChunk } from '../../storage/releaseChunk.js';
@@ -60,8 +61,8 @@ function chunkReleaser(req: IncomingMessage) {
 /**
  * Streams a `multipart/form-data` body into the temp store under `key`:
  * files of field `images` in order, and an optional `options` JSON field.
- * Every limit is enforced while the bytes arrive. On any error the caller
- * removes the files.
+ * Every limit is enforced while the bytes arrive. It rejects only once every
+ * file it began is closed; the caller then removes them.
  */
 export function receiveMultipart(req: IncomingMessage, store: TempStore, key: string, limits: MultipartLimits): Promise<ReceivedUpload> {
   return new Promise<ReceivedUpload>((resolve, reject) => {
@@ -88,6 +89,8 @@ export function receiveMultipart(req: IncomingMessage, store: TempStore, key: st
 
     const files: ReceivedFile[] = [];
     const writes: Promise<unknown>[] = [];
+    /** File streams still being written: cut off from the body by a failure, they would never end. */
+    const writing = new Set<Readable>();
     const chunks = chunkReleaser(req);
     let options: unknown = {};
     let failed = false;
@@ -97,7 +100,9 @@ export function receiveMultipart(req: IncomingMessage, store: TempStore, key: st
       failed = true;
       req.unpipe(parser);
       req.resume(); // drain what the client still sends; the response goes out at once
-      reject(problem);
+      // End every writer still waiting for bytes (closing its file), so the caller may remove the files once this rejects.
+      for (const stream of writing) stream.destroy(new Error('the upload was refused'));
+      void Promise.allSettled(writes).then(() => reject(problem));
     };
 
     parser.on('file', (field, stream, info) => {
@@ -113,9 +118,13 @@ export function receiveMultipart(req: IncomingMessage, store: TempStore, key: st
       const index = files.length;
       const file = { index, originalName: cleanFilename(info.filename), bytes: 0, head: Buffer.alloc(0), synced: Promise.resolve() };
       files.push(file);
-      const writing = store.writeInput(key, index, stream, limits.maxUploadBytes, (view) => chunks.written(index, view));
+      writing.add(stream);
+      const written = store.writeInput(key, index, stream, limits.maxUploadBytes, (view) => chunks.written(index, view));
       writes.push(
-        writing.finally(() => chunks.finished(index)).then(
+        written.finally(() => {
+          writing.delete(stream);
+          chunks.finished(index);
+        }).then(
           (written) => {
             files[index] = { ...file, ...written };
           },
