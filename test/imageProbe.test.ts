@@ -1,14 +1,20 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import fc from 'fast-check';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
+import { readHeader } from '../src/image/header.js';
 import { ImageRefusedError, probeImage } from '../src/image/probe.js';
+import { configureSharp } from '../src/image/sharpSettings.js';
 import { HEAD_BYTES } from '../src/storage/tempStore.js';
 import {
   alphaPng, animatedGif, animatedWebp, cmykJpeg, corruptHeaderJpeg, exifRotatedJpeg, gradientJpeg, gradientPng, hugeScreenGif,
-  pixelBombPng, sixteenBitPng, truncated,
+  noiseJpeg, pixelBombPng, sixteenBitPng, truncated,
 } from './support/images.js';
+
+// As the service runs: only the accepted formats' loaders.
+configureSharp();
 
 const LIMIT = 50_000_000;
 
@@ -23,7 +29,8 @@ function write(name: string, bytes: Buffer | string): string {
 
 /** Probes a file the way a submission does: with the head its upload kept. */
 function probe(file: string, limit: number) {
-  return probeImage(file, fs.readFileSync(file).subarray(0, HEAD_BYTES), limit);
+  const bytes = fs.readFileSync(file);
+  return probeImage({ path: file, head: bytes.subarray(0, HEAD_BYTES), bytes: bytes.length }, limit);
 }
 
 async function refusal(file: string, limit = LIMIT): Promise<ImageRefusedError> {
@@ -113,5 +120,56 @@ describe('probeImage', () => {
   it('never names the server path in its message', async () => {
     const file = write('cut.webp', truncated(await animatedWebp(16, 16, 2), 0.5));
     expect((await refusal(file)).message).not.toContain(path.dirname(file));
+  });
+
+  it('reads a JPEG header from the bytes in memory when they hold it, and from the file when they stop short of it', async () => {
+    // The head of one photo and the path of another: the answer shows which was read.
+    const inMemory = await noiseJpeg(400, 300);
+    const onDisk = write('other.jpg', await noiseJpeg(200, 100));
+    expect(inMemory.length).toBeGreaterThan(HEAD_BYTES);
+    expect(await probeImage({ path: onDisk, head: inMemory.subarray(0, HEAD_BYTES), bytes: inMemory.length }, LIMIT)).toMatchObject({ width: 400, height: 300 });
+
+    // Two 60 kB application segments ahead of the frame header (as a large ICC profile or
+    // Photoshop block would be): the head ends inside the markers, so the file is read.
+    const jpeg = await gradientJpeg(64, 48);
+    const app15 = Buffer.concat([Buffer.from([0xff, 0xef, 0xea, 0x62]), Buffer.alloc(60_000, 0x20)]);
+    const longHeader = Buffer.concat([jpeg.subarray(0, 2), app15, app15, jpeg.subarray(2)]);
+    expect(longHeader.length).toBeGreaterThan(HEAD_BYTES);
+    await expect(readHeader(longHeader.subarray(0, HEAD_BYTES))).rejects.toThrow();
+    expect(await probe(write('long-header.jpg', longHeader), LIMIT)).toEqual({ format: 'jpeg', width: 64, height: 48, pages: 1 });
+  });
+
+  it('never reads a different JPEG or PNG header from leading bytes than from the whole file, cut or damaged anywhere', async () => {
+    const noisePng = (width: number, height: number) =>
+      sharp({ create: { width, height, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128, sigma: 50 } } }).png().toBuffer();
+    const images = [
+      await noiseJpeg(300, 200),
+      await sharp(await noiseJpeg(300, 200)).jpeg({ progressive: true }).withMetadata({ orientation: 6 }).toBuffer(),
+      await cmykJpeg(400, 300),
+      await noisePng(200, 150),
+      await sharp(await noisePng(150, 150)).png({ progressive: true }).toBuffer(),
+      // Palette and transparency in chunks of their own ahead of the pixels.
+      await sharp(await alphaPng(300, 300)).png({ palette: true, colours: 200 }).toBuffer(),
+    ];
+    const damage = fc.record({
+      image: fc.nat({ max: images.length - 1 }),
+      // Where the head ends (the rest is on disk only), and bits flipped anywhere in the first kilobytes.
+      headBytes: fc.integer({ min: 0, max: 4_096 }),
+      flips: fc.array(fc.record({ at: fc.nat({ max: 4_095 }), bit: fc.integer({ min: 0, max: 7 }) }), { maxLength: 4 }),
+    });
+    let readFromHead = 0;
+    await fc.assert(
+      fc.asyncProperty(damage, async ({ image, headBytes, flips }) => {
+        const bytes = Buffer.from(images[image] ?? Buffer.alloc(0));
+        for (const { at, bit } of flips) if (at < bytes.length) bytes[at] = (bytes[at] ?? 0) ^ (1 << bit);
+        const fromHead = await readHeader(bytes.subarray(0, headBytes)).catch(() => null);
+        if (fromHead === null) return;
+        readFromHead += 1;
+        expect(await readHeader(write('whole', bytes))).toEqual(fromHead);
+      }),
+      { numRuns: 300 },
+    );
+    // The property was not met by failing every time.
+    expect(readFromHead).toBeGreaterThan(30);
   });
 });

@@ -16,13 +16,14 @@ export interface ImageHeader {
 }
 
 /**
- * Reads an image's header with `metadata()`: no pixel is decoded, so this is
- * cheap and safe on a pixel bomb. The pixel limit is left off here because
- * callers compare the dimensions against their own limit and want the
- * figures, not sharp's error. Throws sharp's error when the header cannot be read.
+ * Reads an image's header, from a file or from bytes in memory, with
+ * `metadata()`: no pixel is decoded, so this is cheap and safe on a pixel
+ * bomb. The pixel limit is left off here because callers compare the
+ * dimensions against their own limit and want the figures, not sharp's error.
+ * Throws sharp's error when the header cannot be read.
  */
-export async function readHeader(file: string): Promise<ImageHeader> {
-  const metadata = await sharp(file, { limitInputPixels: false }).metadata();
+export async function readHeader(input: string | Buffer): Promise<ImageHeader> {
+  const metadata = await sharp(input, { limitInputPixels: false }).metadata();
   // Opened without `animated`, width and height describe the first frame.
   return {
     format: metadata.format,

@@ -52,18 +52,52 @@ const sharpFormatOf: Readonly<Record<ProbedFormat, string>> = {
 
 const ACCEPTED_LIST = 'JPEG, PNG, GIF, WebP, AVIF or TIFF';
 
+/** An uploaded file as `probeImage` reads it. */
+export interface UploadedFile {
+  readonly path: string;
+  /** Its first bytes, kept as it was written (see `HEAD_BYTES`); all of it when it is that small. */
+  readonly head: Buffer;
+  readonly bytes: number;
+}
+
+/**
+ * Formats whose whole header precedes the image data, so that libvips reads
+ * it from the leading bytes alone: JPEG's markers up to the scan, PNG's
+ * chunks up to the first IDAT. Leading bytes that stop short of it fail to
+ * parse (libvips reports the early end), never parse as something else. A
+ * GIF's frames, an animated WebP's and a TIFF's pages, and a HEIF's boxes
+ * are spread over the file: those headers are read from the file.
+ */
+const HEADER_UP_FRONT: ReadonlySet<ProbedFormat> = new Set(['jpeg', 'png']);
+
+/**
+ * The header of `file`, from the bytes already in memory when they hold it
+ * (the common case: opening and parsing the file again costs a submission
+ * more CPU than everything else it does), from the file otherwise.
+ */
+async function headerOf(file: UploadedFile, format: ProbedFormat) {
+  if (file.head.length === file.bytes) return readHeader(file.head);
+  if (HEADER_UP_FRONT.has(format)) {
+    try {
+      return await readHeader(file.head);
+    } catch {
+      // The header runs past the head, or is damaged: the file says which.
+    }
+  }
+  return readHeader(file.path);
+}
+
 /**
  * Decides whether an uploaded file is an image the service converts, from
  * its bytes alone (never the client's content type or name): the format is
- * sniffed from `head`, the file's first bytes (kept while it was written, see
- * `HEAD_BYTES`), then the header is read without decoding a
- * pixel to get the size and refuse pixel bombs. Throws `ImageRefusedError`:
- * 415 for anything that is not an accepted raster format (SVG, PDF, HEVC
- * HEIC, text…), 422 when the header is unreadable or the frames hold more
- * than `maxInputPixels` pixels in total.
+ * sniffed from its head, then the header is read without decoding a pixel
+ * to get the size and refuse pixel bombs. Throws `ImageRefusedError`: 415
+ * for anything that is not an accepted raster format (SVG, PDF, HEVC HEIC,
+ * text…), 422 when the header is unreadable or the frames hold more than
+ * `maxInputPixels` pixels in total.
  */
-export async function probeImage(file: string, head: Uint8Array, maxInputPixels: number): Promise<ProbedImage> {
-  const sniffed = await fileTypeFromBuffer(head);
+export async function probeImage(file: UploadedFile, maxInputPixels: number): Promise<ProbedImage> {
+  const sniffed = await fileTypeFromBuffer(file.head);
   const format = sniffed === undefined ? undefined : acceptedSniffs[sniffed.ext];
   if (format === undefined) {
     const what = sniffed === undefined ? 'not a recognised image' : sniffed.mime;
@@ -72,9 +106,9 @@ export async function probeImage(file: string, head: Uint8Array, maxInputPixels:
 
   let header;
   try {
-    header = await readHeader(file);
+    header = await headerOf(file, format);
   } catch (error) {
-    throw new ImageRefusedError(422, 'image_corrupt', `the ${format} header cannot be read (${sharpDetail(error, file)}); the file is damaged or incomplete`);
+    throw new ImageRefusedError(422, 'image_corrupt', `the ${format} header cannot be read (${sharpDetail(error, file.path)}); the file is damaged or incomplete`);
   }
   if (header.format !== sharpFormatOf[format]) {
     throw new ImageRefusedError(415, 'unsupported_media_type', `the file looks like ${format} but decodes as ${header.format}; send ${ACCEPTED_LIST}`);

@@ -8,9 +8,18 @@ import sharp from 'sharp';
  */
 const THREADS_PER_IMAGE = 1;
 
+/**
+ * The libvips loaders of the formats the service accepts (see `probeImage`).
+ * Every other loader is blocked: SVG, PDF, the raw and scientific formats
+ * never reach libvips from untrusted bytes, and finding a file's loader asks
+ * six candidates instead of every loader the build has.
+ */
+const ACCEPTED_LOADERS = ['VipsForeignLoadJpeg', 'VipsForeignLoadPng', 'VipsForeignLoadWebp', 'VipsForeignLoadNsgif', 'VipsForeignLoadTiff', 'VipsForeignLoadHeif'];
+
 export interface SharpSettings {
   readonly threadsPerImage: number;
   readonly cache: false;
+  readonly loaders: readonly string[];
 }
 
 /**
@@ -23,8 +32,11 @@ export interface SharpSettings {
  * - Concurrency set explicitly, never left to sharp's import-time guess
  *   (1 on glibc without jemalloc unless MALLOC_ARENA_MAX is set, otherwise the
  *   core count): it must not depend on how the process was started.
+ * - Only the accepted formats' loaders (`ACCEPTED_LOADERS`).
  */
 export function configureSharp(): SharpSettings {
   sharp.cache(false);
-  return { threadsPerImage: sharp.concurrency(THREADS_PER_IMAGE), cache: false };
+  sharp.block({ operation: ['VipsForeignLoad'] });
+  sharp.unblock({ operation: ACCEPTED_LOADERS });
+  return { threadsPerImage: sharp.concurrency(THREADS_PER_IMAGE), cache: false, loaders: ACCEPTED_LOADERS };
 }

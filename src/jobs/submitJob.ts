@@ -78,7 +78,7 @@ async function probeAll(deps: SubmitDeps, key: string, upload: ReceivedUpload): 
   const images: NewImage[] = [];
   for (const file of upload.files) {
     try {
-      const probed = await probeImage(deps.tempStore.inputPath(key, file.index), file.head, deps.config.maxInputPixels);
+      const probed = await probeImage({ path: deps.tempStore.inputPath(key, file.index), head: file.head, bytes: file.bytes }, deps.config.maxInputPixels);
       images.push({ originalName: file.originalName, inputFormat: probed.format, width: probed.width, height: probed.height, pages: probed.pages, inputBytes: file.bytes });
     } catch (error) {
       if (error instanceof ImageRefusedError) {

@@ -37,15 +37,19 @@ export interface TempFiles {
   readonly bytes: number;
 }
 
-/** How many leading bytes of an input `writeInput` keeps: what file-type reads to sniff a format. */
-export const HEAD_BYTES = 4_100;
+/**
+ * How many leading bytes of an input `writeInput` keeps: what file-type reads
+ * to sniff a format (4,100), and room for a whole JPEG or PNG header, EXIF
+ * thumbnail included, so the header is read without opening the file.
+ */
+export const HEAD_BYTES = 64 * 1024;
 
 /** What `writeInput` stored. */
 export interface WrittenInput {
   readonly bytes: number;
   /** Settles once the file's data and name are durable (fsync of the file and its folder, side by side). */
   readonly synced: Promise<void>;
-  /** The first `HEAD_BYTES` bytes (fewer for a smaller file), so the format is sniffed without reading the file again. */
+  /** The first `HEAD_BYTES` bytes (fewer for a smaller file), so the format is sniffed and the header read without reading the file again. */
   readonly head: Buffer;
 }
 
