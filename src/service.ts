@@ -88,6 +88,7 @@ export function createService(config: Config, log: Logger): Service {
       log.info(result, 'scheduler stopped');
       server.closeAllConnections();
       await closed;
+      await Promise.all([repo.close(), tempStore.close()]);
       db.close();
       // An abandoned conversion keeps its slot until libvips is done with it.
       const drainUntil = deadline + LIBVIPS_DRAIN_MS;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
+import { openFilesUnder } from './support/descriptors.js';
 import { pixelBombPng } from './support/images.js';
 import { startService, type RunningService } from './support/service.js';
 import { delay, waitFor } from './support/wait.js';
@@ -228,17 +229,6 @@ describe('refusals', () => {
     expect((await call(`${s.url}/ready`)).status).toBe(503);
     expectNothingLeft(s);
   });
-
-  /** Descriptors this process holds on files under `dir` (an unlinked file still open counts). */
-  const openFilesUnder = (dir: string): string[] =>
-    fs.readdirSync('/proc/self/fd').flatMap((fd) => {
-      try {
-        const target = fs.readlinkSync(`/proc/self/fd/${fd}`);
-        return target.startsWith(dir) ? [target] : [];
-      } catch {
-        return []; // closed while we looked
-      }
-    });
 
   it.each(['raw', 'multipart'] as const)('leaves no row, no temp file and no open file when the client disconnects mid-upload (%s)', async (form) => {
     const s = await startService();

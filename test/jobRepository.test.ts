@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { createJobRepository } from '../src/db/jobRepository.js';
 import { openDatabase } from '../src/db/open.js';
 import { jobInState, newJob, testDb } from './support/db.js';
+import { openFilesUnder } from './support/descriptors.js';
 
 const LEASE = 30_000;
 
@@ -295,6 +296,25 @@ describe('durability of writes', () => {
     expect(fs.statSync(wal).size).toBeGreaterThan(0); // the commit is in the WAL, which makeDurable fsyncs
     // Fails (ENOENT) if the WAL were not where makeDurable looks for it.
     await Promise.all([repo.makeDurable(), repo.makeDurable(), repo.makeDurable()]);
+    await repo.close();
+    full.close();
+  });
+
+  it('fsyncs the WAL through one descriptor it keeps, which a checkpoint does not replace, until closed', async () => {
+    const { file } = testDb();
+    const full = openDatabase(file, { synchronous: 'FULL' });
+    const repo = createJobRepository(full);
+    const wal = `${file}-wal`;
+    repo.insertJob(newJob(), 1);
+    const sqlites = openFilesUnder(wal); // SQLite's own, one per connection
+    await repo.makeDurable();
+    expect(openFilesUnder(wal)).toEqual([...sqlites, wal]);
+    full.pragma('wal_checkpoint(TRUNCATE)');
+    repo.insertJob(newJob(), 2);
+    await Promise.all([repo.makeDurable(), repo.makeDurable()]);
+    expect(openFilesUnder(wal)).toEqual([...sqlites, wal]); // the same file: none opened anew, none removed
+    await repo.close();
+    expect(openFilesUnder(wal)).toEqual(sqlites);
     full.close();
   });
 });

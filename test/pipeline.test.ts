@@ -74,7 +74,10 @@ function harness(env: Record<string, string> = {}) {
   const scheduler = createScheduler({ ...config, repo, handler, log });
   scheduler.start();
   // Registered after testDb's hook, so it runs first: the scheduler stops before the database closes.
-  afterEach(() => scheduler.stop(0));
+  afterEach(async () => {
+    await scheduler.stop(0);
+    await tempStore.close();
+  });
 
   return {
     config,

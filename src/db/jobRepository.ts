@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { coalesce, fsyncPath } from '../storage/fsync.js';
+import { heldFsync } from '../storage/fsync.js';
 import {
   claimedColumns, toClaimedJob, toEvent, toImage, toJob, type ClaimedSqlValues, type ClaimLease, type EventSqlRow, type ImageSqlRow, type JobSqlRow,
 } from './jobRows.js';
@@ -42,7 +42,7 @@ export function createJobRepository(db: Database.Database) {
   const full = wal && (db.pragma('synchronous', { simple: true }) as number) > SYNCHRONOUS_NORMAL;
   if (full) db.pragma('synchronous = NORMAL');
   // SQLite keeps the WAL beside the database, named `<database>-wal`, for as long as a connection is open.
-  const syncWal = full ? coalesce(() => fsyncPath(`${db.name}-wal`)) : null;
+  const walSync = full ? heldFsync(`${db.name}-wal`) : null;
 
   const sql = {
     // Insert a new queued job.
@@ -295,7 +295,12 @@ export function createJobRepository(db: Database.Database) {
      * SQLITE_SYNCHRONOUS=FULL promises; at once below FULL.
      */
     async makeDurable(): Promise<void> {
-      await syncWal?.();
+      await walSync?.sync();
+    },
+
+    /** Closes the descriptor `makeDurable` keeps on the WAL; before the database closes. */
+    async close(): Promise<void> {
+      await walSync?.close();
     },
 
     /** Atomically moves up to `limit` due jobs to running under `owner`'s lease and counts the attempt. */

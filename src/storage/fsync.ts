@@ -39,3 +39,46 @@ export function coalesce(task: () => Promise<void>): () => Promise<void> {
     return next;
   };
 }
+
+/** A file or folder fsync'd again and again through one descriptor (see `heldFsync`). */
+export interface HeldFsync {
+  /** fsyncs the target; calls made before a run starts share it, as with `coalesce`. */
+  sync(): Promise<void>;
+  /** Closes the descriptor once the run in progress, if any, has ended; call when no more `sync` calls can come. */
+  close(): Promise<void>;
+}
+
+/**
+ * `coalesce(() => fsyncPath(target))` through a descriptor opened at the first
+ * call and kept: a stream of fsyncs of the same file or folder (one per
+ * submission, say) then costs one call on libuv's pool each instead of three.
+ * The target must stay the same file while held: a folder the service owns,
+ * or SQLite's WAL, which SQLite only deletes when the last connection closes.
+ */
+export function heldFsync(target: string): HeldFsync {
+  let descriptor: Promise<number> | null = null;
+  let lastRun: Promise<void> = Promise.resolve();
+
+  const opened = (): Promise<number> => {
+    descriptor ??= open(target, 'r').catch((error: unknown) => {
+      descriptor = null; // tried again by the next run
+      throw error;
+    });
+    return descriptor;
+  };
+  const sync = coalesce(() => {
+    lastRun = opened().then((fd) => fsync(fd));
+    return lastRun;
+  });
+
+  return {
+    sync,
+    async close() {
+      await lastRun.catch(() => undefined);
+      const held = descriptor;
+      descriptor = null;
+      const fd = await held?.catch(() => null);
+      if (fd !== undefined && fd !== null) await close(fd);
+    },
+  };
+}

@@ -4,7 +4,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { close, fsync, open, removeFile, write } from './fsCalls.js';
-import { coalesce, fsyncPath } from './fsync.js';
+import { heldFsync } from './fsync.js';
 
 /**
  * Where image bytes live between submission and delivery: files side by side
@@ -65,7 +65,7 @@ export type TempStore = ReturnType<typeof createTempStore>;
 export function createTempStore(root: string) {
   fs.mkdirSync(root, { recursive: true });
   // One fsync of the root makes durable the name of every file created before it starts.
-  const syncRoot = coalesce(() => fsyncPath(root));
+  const rootSync = heldFsync(root);
 
   const file = (key: string, name: string): string => {
     // Keys come from this module; refuse anything else so no path escapes the root.
@@ -132,7 +132,7 @@ export function createTempStore(root: string) {
         throw error;
       }
       // Both settle before the descriptor closes: a queued fsync must not meet a reused descriptor number.
-      const synced = Promise.allSettled([fsync(fd), syncRoot()]).then(async (outcomes) => {
+      const synced = Promise.allSettled([fsync(fd), rootSync.sync()]).then(async (outcomes) => {
         await close(fd);
         for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
       });
@@ -151,6 +151,11 @@ export function createTempStore(root: string) {
     async removeFiles(files: TempFiles): Promise<void> {
       for (const name of files.names) if (FILE_PATTERN.exec(name)?.[1] !== files.key) throw new Error(`not a temp store file of ${files.key}: ${name}`);
       await Promise.all(files.names.map((name) => removeFile(path.join(root, name))));
+    },
+
+    /** Closes the descriptor the store keeps on its folder; once nothing writes to it any more. */
+    close(): Promise<void> {
+      return rootSync.close();
     },
 
     /** Every key with files in the store, with their size and age. */

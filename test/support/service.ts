@@ -1,10 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { onTestFinished } from 'vitest';
+import { expect, onTestFinished } from 'vitest';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { createService, type Service } from '../../src/service.js';
 import { tempDir } from './db.js';
+import { openFilesUnder } from './descriptors.js';
 
 export interface RunningService {
   readonly service: Service;
@@ -36,6 +37,8 @@ export async function startService(env: Record<string, string> = {}): Promise<Ru
   onTestFinished(async () => {
     if (!stopped) await service.stop();
     stopped = true;
+    // A stopped service holds nothing open in its DATA_DIR: database, temp store, results.
+    expect(openFilesUnder(dataDir)).toEqual([]);
   });
   return {
     service,
