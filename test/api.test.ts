@@ -252,7 +252,7 @@ describe('refusals', () => {
     await waitFor(() => s.tempFiles().length === 0, 5_000);
     expectNothingLeft(s);
     // The writer of the cut-off file closed it: no descriptor is left on a deleted file.
-    await waitFor(() => openFilesUnder(s.config.tmpDir).length === 0, 5_000);
+    await waitFor(() => openFilesUnder(`${s.config.tmpDir}${path.sep}`).length === 0, 5_000);
   });
 });
 

@@ -90,9 +90,10 @@ export function createTempStore(root: string) {
     },
 
     /**
-     * Streams `source` to image `index`'s input file, then starts making it
-     * durable (fsync of the file and of the root that names it), which the
-     * returned `synced` settles with: a caller reads the file (sniff, header)
+     * Streams `source` to image `index`'s input file and makes it durable:
+     * the root that names it is fsync'd while the bytes arrive (the name
+     * exists from the start), the file once they are written. The returned
+     * `synced` settles with both: a caller reads the file (sniff, header)
      * while the fsyncs run, and a caller refusing it need not wait for them.
      * Throws `TooLargeError` past `maxBytes` (checked as bytes arrive). One
      * chunk at a time: the next is read only once the last is written, so a
@@ -111,6 +112,8 @@ export function createTempStore(root: string) {
       } finally {
         source.off('error', heldUntilRead);
       }
+      const named = rootSync.sync();
+      named.catch(() => undefined); // awaited with the file's fsync below; unheard if the upload fails first
       let bytes = 0;
       const head: Buffer[] = [];
       let headBytes = 0;
@@ -132,12 +135,12 @@ export function createTempStore(root: string) {
         throw error;
       }
       // Both settle before the descriptor closes: a queued fsync must not meet a reused descriptor number.
-      const synced = Promise.allSettled([fsync(fd), rootSync.sync()]).then(async (outcomes) => {
+      const synced = Promise.allSettled([fsync(fd), named]).then(async (outcomes) => {
         await close(fd);
         for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
       });
       synced.catch(() => undefined); // the caller's to await (and rethrow); not an unhandled rejection meanwhile
-      return { bytes, head: Buffer.concat(head), synced };
+      return { bytes, head: head.length === 1 ? (head[0] as Buffer) : Buffer.concat(head), synced };
     },
 
     /** Deletes the inputs of images `indexes` of `key`; idempotent. */
