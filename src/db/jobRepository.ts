@@ -3,7 +3,7 @@ import { heldFsync } from '../storage/fsync.js';
 import {
   claimedColumns, toClaimedJob, toEvent, toImage, toJob, type ClaimedSqlValues, type ClaimLease, type EventSqlRow, type ImageSqlRow, type JobSqlRow,
 } from './jobRows.js';
-import type { AttemptRef, CancelResult, CompleteAndClaimResult, DeliveredImage, FailOutcome, Job, JobError, JobEvent, JobImage, ListQuery, NewJob } from './jobTypes.js';
+import type { AttemptRef, CancelResult, CompleteAndClaimResult, DeliveredImage, FailOutcome, Job, JobError, JobEvent, JobImage, ListQuery, NewJob, StoredJob } from './jobTypes.js';
 import { EventKind, JobStatus } from './states.js';
 
 export type * from './jobTypes.js';
@@ -51,9 +51,9 @@ export function createJobRepository(db: Database.Database) {
        VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
     ),
     // Insert one image row of a job.
-    insertImage: db.prepare<[number, number, string | null, string, number, number, number, number]>(
+    insertImage: db.prepare<[number, number, string | null, string, number, number, number, number], ImageSqlRow>(
       `INSERT INTO job_images (job_id, idx, original_name, input_format, width, height, pages, input_bytes)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
     ),
     // The job a previous submission stored under an idempotency key.
     byIdempotencyKey: db.prepare<[string], JobSqlRow>(`SELECT * FROM jobs WHERE idempotency_key = ?`),
@@ -196,19 +196,19 @@ export function createJobRepository(db: Database.Database) {
 
   const refOf = (job: JobSqlRow): AttemptRef => ({ jobId: job.id, owner: job.lease_owner ?? '', attempt: job.attempts });
 
-  const insertOne = (job: NewJob, now: number): { job: Job; created: boolean } => {
+  const insertOne = (job: NewJob, now: number): StoredJob => {
     if (job.idempotencyKey !== null) {
       const existing = sql.byIdempotencyKey.get(job.idempotencyKey);
-      if (existing) return { job: toJob(existing), created: false };
+      if (existing) return { job: toJob(existing), images: sql.images.all(existing.id).map(toImage), created: false };
     }
     const row = sql.insertJob.get(
       job.priority, job.maxAttempts, JSON.stringify(job.options), JSON.stringify(job.destination),
       job.idempotencyKey, job.inputKey, job.runAt, now, now,
     ) as JobSqlRow;
-    job.images.forEach((image, index) => {
-      sql.insertImage.run(row.id, index, image.originalName, image.inputFormat, image.width, image.height, image.pages, image.inputBytes);
-    });
-    return { job: toJob(row), created: true };
+    const images = job.images.map((image, index) =>
+      toImage(sql.insertImage.get(row.id, index, image.originalName, image.inputFormat, image.width, image.height, image.pages, image.inputBytes) as ImageSqlRow),
+    );
+    return { job: toJob(row), images, created: true };
   };
   const insertJobTx = db.transaction(insertOne);
   const insertJobsTx = db.transaction((jobs: readonly NewJob[], now: number) => jobs.map((job) => insertOne(job, now)));
@@ -281,12 +281,12 @@ export function createJobRepository(db: Database.Database) {
      * returns the first job instead. Durable against power loss once
      * `makeDurable` resolves.
      */
-    insertJob(job: NewJob, now: number): { job: Job; created: boolean } {
+    insertJob(job: NewJob, now: number): StoredJob {
       return insertJobTx.immediate(job, now);
     },
 
     /** `insertJob` for several jobs in one transaction: one commit for all. */
-    insertJobs(jobs: readonly NewJob[], now: number): { job: Job; created: boolean }[] {
+    insertJobs(jobs: readonly NewJob[], now: number): StoredJob[] {
       return insertJobsTx.immediate(jobs, now);
     },
 

@@ -73,6 +73,14 @@ export type NewJob = Pick<Job, 'priority' | 'maxAttempts' | 'options' | 'destina
   readonly images: readonly NewImage[];
 };
 
+/** A submitted job as stored, with its images. */
+export interface StoredJob {
+  readonly job: Job;
+  readonly images: readonly JobImage[];
+  /** False when an earlier submission with the same idempotency key is returned. */
+  readonly created: boolean;
+}
+
 export interface DeliveredImage {
   readonly outputFormat: string;
   readonly outputWidth: number;

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { groupCommit } from '../db/groupCommit.js';
-import type { Job, JobRepository, NewImage, NewJob } from '../db/jobRepository.js';
+import type { JobRepository, NewImage, NewJob, StoredJob } from '../db/jobRepository.js';
 import { checkDestination } from '../destination/index.js';
 import { HttpProblem } from '../http/problem.js';
 import { receiveMultipart } from '../http/submission/multipart.js';
@@ -28,12 +28,6 @@ export interface Submission {
   readonly query: Record<string, string | string[] | undefined>;
   readonly idempotencyKey: string | null;
   readonly log: Logger;
-}
-
-export interface SubmitResult {
-  readonly job: Job;
-  /** False when an earlier submission with the same idempotency key is returned. */
-  readonly created: boolean;
 }
 
 /** Seconds a client should wait before trying again after a 503. */
@@ -91,7 +85,7 @@ async function probeAll(deps: SubmitDeps, key: string, upload: ReceivedUpload): 
   return images;
 }
 
-export type SubmitJob = (submission: Submission) => Promise<SubmitResult>;
+export type SubmitJob = (submission: Submission) => Promise<StoredJob>;
 
 /**
  * Submissions, from body to durable row. The files and their names are
@@ -109,14 +103,14 @@ export function createSubmitter(deps: SubmitDeps): SubmitJob {
     const earlier = submission.idempotencyKey === null ? null : deps.repo.findByIdempotencyKey(submission.idempotencyKey);
     if (earlier !== null) {
       await deps.repo.makeDurable(); // it may have been committed a moment ago, its own answer still pending
-      return { job: earlier, created: false };
+      return { job: earlier, images: deps.repo.listImages(earlier.id), created: false };
     }
     const form = formOf(submission.contentType);
     await checkCapacity(deps);
     const key = deps.tempStore.newKey();
     // The indexes a refused body may have left files under: every one its form allows.
     const inputs = Array.from({ length: form === 'multipart' ? deps.config.maxImagesPerJob : 1 }, (_, index) => index);
-    let stored: SubmitResult | null = null;
+    let stored: StoredJob | null = null;
     try {
       const upload =
         form === 'multipart'

@@ -45,7 +45,7 @@ export function jobRoutes(deps: AppDeps): Router {
   };
 
   router.post('/jobs', async (ctx) => {
-    const { job, created } = await submitJob({
+    const { job, images, created } = await submitJob({
       req: ctx.req,
       contentType: ctx.request.type,
       query: ctx.query,
@@ -54,7 +54,7 @@ export function jobRoutes(deps: AppDeps): Router {
     });
     ctx.status = created ? 202 : 200;
     ctx.set('Location', `/jobs/${job.id}`);
-    ctx.body = jobView(job, repo.listImages(job.id));
+    ctx.body = jobView(job, images);
   });
 
   router.get('/jobs', (ctx) => {
