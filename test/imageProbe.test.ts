@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readHeader } from '../src/image/header.js';
+import { headerFromLeadingBytes } from '../src/image/leadingHeader.js';
 import { ImageRefusedError, probeImage } from '../src/image/probe.js';
 import { configureSharp } from '../src/image/sharpSettings.js';
 import { HEAD_BYTES } from '../src/storage/tempStore.js';
@@ -171,5 +172,49 @@ describe('probeImage', () => {
     );
     // The property was not met by failing every time.
     expect(readFromHead).toBeGreaterThan(30);
+  });
+
+  it('reads plain JPEG and PNG headers in JavaScript exactly as libvips does, and defers to it on anything else', async () => {
+    const noise = (width: number, height: number) =>
+      sharp({ create: { width, height, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128, sigma: 50 } } });
+    const images = [
+      await noise(300, 200).jpeg().toBuffer(),
+      await noise(300, 200).jpeg({ progressive: true, chromaSubsampling: '4:4:4' }).toBuffer(),
+      await noise(200, 300).jpeg({ mozjpeg: true }).toBuffer(),
+      await noise(120, 80).toColourspace('b-w').jpeg().toBuffer(),
+      await cmykJpeg(400, 300),
+      ...(await Promise.all([3, 6, 8].map((orientation) => noise(240, 160).jpeg().withMetadata({ orientation }).toBuffer()))),
+      await noise(200, 150).png().toBuffer(),
+      await noise(150, 150).png({ progressive: true }).toBuffer(),
+      await noise(100, 60).toColourspace('b-w').png().toBuffer(),
+      await sixteenBitPng(90, 70),
+      await alphaPng(120, 90),
+      await sharp(await alphaPng(300, 300)).png({ palette: true, colours: 200 }).toBuffer(),
+      await sharp(await noise(64, 64).png().toBuffer()).png({ palette: true, colours: 16 }).toBuffer(),
+    ];
+    for (const bytes of images) {
+      const format = bytes[0] === 0xff ? 'jpeg' : 'png';
+      const header = headerFromLeadingBytes(format, bytes.subarray(0, HEAD_BYTES));
+      expect(header, `an undamaged ${format}`).not.toBeNull();
+      expect(header).toEqual(await readHeader(bytes));
+    }
+    const damage = fc.record({
+      image: fc.nat({ max: images.length - 1 }),
+      headBytes: fc.integer({ min: 0, max: 4_096 }),
+      flips: fc.array(fc.record({ at: fc.nat({ max: 2_047 }), bit: fc.integer({ min: 0, max: 7 }) }), { maxLength: 3 }),
+    });
+    let answered = 0;
+    await fc.assert(
+      fc.asyncProperty(damage, async ({ image, headBytes, flips }) => {
+        const bytes = Buffer.from(images[image] ?? Buffer.alloc(0));
+        for (const { at, bit } of flips) if (at < bytes.length) bytes[at] = (bytes[at] ?? 0) ^ (1 << bit);
+        const header = headerFromLeadingBytes(bytes[0] === 0x89 ? 'png' : 'jpeg', bytes.subarray(0, headBytes));
+        if (header === null) return;
+        answered += 1;
+        expect(await readHeader(write('whole', bytes))).toEqual(header);
+      }),
+      { numRuns: 400 },
+    );
+    expect(answered).toBeGreaterThan(40);
   });
 });

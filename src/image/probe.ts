@@ -1,6 +1,7 @@
 import { fileTypeFromBuffer } from 'file-type';
 import { sharpDetail } from './conversionErrors.js';
 import { readHeader } from './header.js';
+import { headerFromLeadingBytes } from './leadingHeader.js';
 
 /** The raster formats the service accepts: what sharp's prebuilt libvips decodes. */
 export type ProbedFormat = 'jpeg' | 'png' | 'gif' | 'webp' | 'avif' | 'heif' | 'tiff';
@@ -73,9 +74,15 @@ const HEADER_UP_FRONT: ReadonlySet<ProbedFormat> = new Set(['jpeg', 'png']);
 /**
  * The header of `file`, from the bytes already in memory when they hold it
  * (the common case: opening and parsing the file again costs a submission
- * more CPU than everything else it does), from the file otherwise.
+ * more CPU than everything else it does), from the file otherwise. A plain
+ * JPEG or PNG header is read here in JavaScript (`headerFromLeadingBytes`);
+ * libvips reads the rest, and decides whenever that does not answer.
  */
 async function headerOf(file: UploadedFile, format: ProbedFormat) {
+  if (format === 'jpeg' || format === 'png') {
+    const header = headerFromLeadingBytes(format, file.head);
+    if (header !== null) return header;
+  }
   if (file.head.length === file.bytes) return readHeader(file.head);
   if (HEADER_UP_FRONT.has(format)) {
     try {

@@ -16,7 +16,7 @@ import { heldFsync } from './fsync.js';
  * object store could take this module's place.
  */
 
-/** More bytes arrived than the limit allows; the partial file is left for `remove`. */
+/** More bytes arrived than the limit allows; the partial file is left for `removeInputs`. */
 export class TooLargeError extends Error {
   constructor(readonly limit: number) {
     super(`more than ${limit} bytes`);
