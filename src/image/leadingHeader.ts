@@ -14,8 +14,8 @@ import type { ImageHeader } from './header.js';
  * legal values (and, for PNG, a matching CRC). Anything else — the bytes stop
  * short, an arithmetic-coded, 12-bit or lossless JPEG, fill bytes, an
  * unknown critical chunk — gets `null`, and libvips reads the header
- * instead and has the last word. A test damages real images at random and
- * checks that whenever this answers, libvips answers the same.
+ * instead and has the last word. A test damages JPEGs and PNGs of many kinds
+ * at random and checks that whenever this answers, libvips answers the same.
  */
 export function headerFromLeadingBytes(format: 'jpeg' | 'png', bytes: Buffer): ImageHeader | null {
   return format === 'jpeg' ? jpegHeader(bytes) : pngHeader(bytes);
