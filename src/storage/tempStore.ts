@@ -66,6 +66,15 @@ export function createTempStore(root: string) {
   fs.mkdirSync(root, { recursive: true });
   // One fsync of the root makes durable the name of every file created before it starts.
   const rootSync = heldFsync(root);
+  /** Descriptors of written inputs being closed, which `close` waits for. */
+  const closing = new Set<Promise<void>>();
+  const closeInBackground = (fd: number): void => {
+    // Only after its fsync has settled, so nothing can lose data here; no one waits on it but `close`.
+    const closed: Promise<void> = close(fd)
+      .catch(() => undefined)
+      .finally(() => closing.delete(closed));
+    closing.add(closed);
+  };
 
   const file = (key: string, name: string): string => {
     // Keys come from this module; refuse anything else so no path escapes the root.
@@ -134,9 +143,10 @@ export function createTempStore(root: string) {
         await close(fd);
         throw error;
       }
-      // Both settle before the descriptor closes: a queued fsync must not meet a reused descriptor number.
-      const synced = Promise.allSettled([fsync(fd), named]).then(async (outcomes) => {
-        await close(fd);
+      // Both settle before the descriptor closes (a queued fsync must not meet a reused descriptor
+      // number); the caller goes on without waiting for the close.
+      const synced = Promise.allSettled([fsync(fd), named]).then((outcomes) => {
+        closeInBackground(fd);
         for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
       });
       synced.catch(() => undefined); // the caller's to await (and rethrow); not an unhandled rejection meanwhile
@@ -156,9 +166,10 @@ export function createTempStore(root: string) {
       await Promise.all(files.names.map((name) => removeFile(path.join(root, name))));
     },
 
-    /** Closes the descriptor the store keeps on its folder; once nothing writes to it any more. */
-    close(): Promise<void> {
-      return rootSync.close();
+    /** Closes the descriptors the store still holds, its folder's among them; once nothing writes to it any more. */
+    async close(): Promise<void> {
+      await Promise.all(closing);
+      await rootSync.close();
     },
 
     /** Every key with files in the store, with their size and age. */
