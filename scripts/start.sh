@@ -37,14 +37,11 @@ export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-131072}"
 
 # libuv's pool runs each sharp conversion from start to end, and also file
-# I/O and dns.lookup. An upload's fsyncs hold a thread each while the disk
-# works, so keep room for many beside the conversions in flight, or uploads,
-# header reads and fsyncs wait behind each other: with 16 uploads at once,
-# 16 threads beyond the conversions took 18 % more submissions/s than 4
-# (paired rounds, bench/submit.ts). Idle threads cost next to nothing.
+# I/O and dns.lookup: keep room for those beside the conversions in flight,
+# or uploads and fsyncs wait behind images.
 if [ -z "${UV_THREADPOOL_SIZE:-}" ]; then
   cores=$(nproc 2>/dev/null || echo 2)
-  export UV_THREADPOOL_SIZE=$(( ${CONVERT_CONCURRENCY:-$cores} + 16 ))
+  export UV_THREADPOOL_SIZE=$(( ${CONVERT_CONCURRENCY:-$cores} + 4 ))
 fi
 
 exec node --enable-source-maps dist/main.js
