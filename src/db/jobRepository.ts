@@ -170,7 +170,7 @@ export function createJobRepository(db: Database.Database) {
               coalesce(sum(j.status = 'succeeded'), 0) AS completed
          FROM job_images i JOIN jobs j ON j.id = i.job_id`,
     ),
-    // Temp-store folders still owned by a job that may need them.
+    // Temp-store keys still owned by a job that may need their files.
     liveInputKeys: db.prepare<[], { input_key: string }>(
       `SELECT input_key FROM jobs WHERE status IN ('queued', 'running') AND input_key IS NOT NULL`,
     ),

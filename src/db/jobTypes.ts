@@ -24,7 +24,7 @@ export interface Job {
   readonly options: Record<string, unknown>;
   readonly destination: Record<string, unknown>;
   readonly idempotencyKey: string | null;
-  /** The job's folder in the temp store. */
+  /** The key its files carry in the temp store. */
   readonly inputKey: string | null;
   readonly runAt: number;
   readonly leaseOwner: string | null;

@@ -36,7 +36,7 @@ export const jobs = sqliteTable(
     /** Where results go, as JSON. */
     destination: text('destination').notNull(),
     idempotencyKey: text('idempotency_key'),
-    /** Name of the job's folder in the temp store; null once its input is released. */
+    /** The key its files carry in the temp store (`src/storage/tempStore.ts`). */
     inputKey: text('input_key'),
     runAt: integer('run_at').notNull(),
     leaseOwner: text('lease_owner'),
