@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import fc from 'fast-check';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -216,5 +217,38 @@ describe('probeImage', () => {
       { numRuns: 400 },
     );
     expect(answered).toBeGreaterThan(40);
+  });
+
+  it('leaves to libvips the headers it reads differently: PNG EXIF, a damaged first JPEG EXIF block, huge PNGs, empty palette transparency', async () => {
+    // A 40x20 PNG whose eXIf chunk says orientation 6: libvips reports it turned, 20x40.
+    const turnedPng = Buffer.from(
+      'iVBORw0KGgoAAAANSUhEUgAAACgAAAAUCAIAAABwJOjsAAAAGmVYSWZJSSoACAAAAAEAEgEDAAEAAAAGAAAAAAAAALdIESkAAAAJcEhZcwAAA+gAAAPoAbV7UmsAAAAvSURBVEiJYxBUMh4QxDBqsdJoUAuOJi7j0eykNFqACI4WmcajlYTSaLVoPPyrRQCO8j7QqfBaDwAAAABJRU5ErkJggg==',
+      'base64',
+    );
+    // A 40x20 JPEG with an APP1 "Exif\0\1…" block before a valid one saying orientation 6: libvips
+    // reads only the first, fails to parse it, and reports 40x20.
+    const shadowedExif = Buffer.from(
+      '/9j/4QAMRXhpZgABSUkqAP/hACJFeGlmAABJSSoACAAAAAEAEgEDAAEAAAAGAAAAAAAAAP/bAEMABgQFBgUEBgYFBgcHBggKEAoKCQkKFA4PDBAXFBgYFxQWFhodJR8aGyMcFhYgLCAjJicpKikZHy0wLSgwJSgpKP/bAEMBBwcHCggKEwoKEygaFhooKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKP/AABEIABQAKAMBIgACEQEDEQH/xAAVAAEBAAAAAAAAAAAAAAAAAAAACP/EABQQAQAAAAAAAAAAAAAAAAAAAAD/xAAVAQEBAAAAAAAAAAAAAAAAAAAABP/EABQRAQAAAAAAAAAAAAAAAAAAAAD/2gAMAwEAAhEDEQA/AJ+AWpAAAAAAAAAAH//Z',
+      'base64',
+    );
+    // A palette PNG with an empty tRNS chunk, which libpng ignores: no alpha.
+    const emptyTransparency = Buffer.from(
+      'iVBORw0KGgoAAAANSUhEUgAAAAQAAAAECAMAAACeL25MAAAAA1BMVEURIjOi/NOrAAAAAHRSTlM2uXDMAAAACXBIWXMAAAPoAAAD6AG1e1JrAAAAC0lEQVQImWNgwAQAABQAAWX1h1kAAAAASUVORK5CYII=',
+      'base64',
+    );
+    // A PNG claiming 1,000,000,000 x 20: past libvips' limit of 100,000,000 a side, a corrupt header to it.
+    const huge = Buffer.from(await gradientPng(8, 8));
+    huge.writeUInt32BE(1_000_000_000, 16);
+    huge.writeUInt32BE(zlib.crc32(huge.subarray(12, 29)), 29);
+
+    expect(await readHeader(turnedPng)).toMatchObject({ width: 20, height: 40 });
+    expect(await readHeader(shadowedExif)).toMatchObject({ width: 40, height: 20 });
+    expect(await readHeader(emptyTransparency)).toMatchObject({ hasAlpha: false });
+    await expect(readHeader(huge)).rejects.toThrow(/corrupt header/);
+    for (const [name, bytes] of [['png', turnedPng], ['jpeg', shadowedExif], ['png', emptyTransparency], ['png', huge]] as const) {
+      expect(headerFromLeadingBytes(name, bytes), `${name} ${bytes.length} bytes`).toBeNull();
+    }
+    expect(await probe(write('turned.png', turnedPng), LIMIT)).toMatchObject({ width: 20, height: 40 });
+    expect(await probe(write('shadowed.jpg', shadowedExif), LIMIT)).toMatchObject({ width: 40, height: 20 });
   });
 });

@@ -78,8 +78,10 @@ function jpegHeader(bytes: Buffer): ImageHeader | null {
       if (!quantisationTablesValid(segment)) return null;
     } else if (marker === DRI) {
       if (length !== 4) return null;
-    } else if (marker === APP1 && segment.subarray(0, 6).toString('latin1') === 'Exif\0\0') {
-      if (orientation !== null) return null; // which one libvips reads is its business
+    } else if (marker === APP1 && segment.length > 4 && segment.subarray(0, 4).toString('latin1') === 'Exif') {
+      // libvips takes the first such segment as the EXIF block, whole or not: a second one, or one
+      // without the full `Exif\0\0` header (which libvips then fails to read), is not plain.
+      if (orientation !== null || segment.subarray(0, 6).toString('latin1') !== 'Exif\0\0') return null;
       orientation = exifOrientation(segment.subarray(6));
       if (orientation === null) return null;
     } else if (!isApp(marker) && marker !== COM) {
@@ -176,7 +178,10 @@ function exifOrientation(tiff: Buffer): number | null {
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 /** Bit depths each colour type allows. */
 const DEPTHS: Readonly<Record<number, readonly number[]>> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
-const MAX_DIMENSION = 2 ** 31 - 1;
+/** libvips' largest PNG width or height (it sets libpng's user limits so). */
+const PNG_MAX_DIMENSION = 100_000_000;
+/** The largest length a PNG chunk may declare. */
+const MAX_CHUNK = 2 ** 31 - 1;
 
 function pngHeader(bytes: Buffer): ImageHeader | null {
   if (bytes.length < 8 || !bytes.subarray(0, 8).equals(PNG_SIGNATURE)) return null;
@@ -190,9 +195,15 @@ function pngHeader(bytes: Buffer): ImageHeader | null {
     // Each chunk: length, type, data, CRC of type and data.
     if (at + 8 > bytes.length) return null;
     const length = bytes.readUInt32BE(at);
-    const end = at + 12 + length;
-    if (length > MAX_DIMENSION || end > bytes.length) return null;
     const type = bytes.subarray(at + 4, at + 8).toString('latin1');
+    if (length > MAX_CHUNK) return null;
+    if (type === 'IDAT' && at > 8) {
+      // The pixels begin: the header is whole. Their data and CRC are the decoder's to check.
+      if (colourType === 3 && palette === 0) return null;
+      return { format: 'png', width, height, pages: 1, hasAlpha: colourType === 4 || colourType === 6 || transparency, compression: undefined };
+    }
+    const end = at + 12 + length;
+    if (end > bytes.length) return null;
     const data = bytes.subarray(at + 8, at + 8 + length);
     if (zlib.crc32(bytes.subarray(at + 4, at + 8 + length)) !== bytes.readUInt32BE(at + 8 + length)) return null;
     const first = at === 8;
@@ -202,7 +213,7 @@ function pngHeader(bytes: Buffer): ImageHeader | null {
       width = data.readUInt32BE(0);
       height = data.readUInt32BE(4);
       const [bits, colour, compression, filter, interlace] = [data[8], data[9], data[10], data[11], data[12]] as number[];
-      if (width === 0 || height === 0 || width > MAX_DIMENSION || height > MAX_DIMENSION) return null;
+      if (width === 0 || height === 0 || width > PNG_MAX_DIMENSION || height > PNG_MAX_DIMENSION) return null;
       if (!DEPTHS[colour as number]?.includes(bits as number) || compression !== 0 || filter !== 0 || (interlace as number) > 1) return null;
       colourType = colour as number;
       depth = bits as number;
@@ -214,12 +225,12 @@ function pngHeader(bytes: Buffer): ImageHeader | null {
       palette = entries;
     } else if (type === 'tRNS') {
       // One grey or RGB sample to treat as transparent, or an alpha per palette entry.
-      const fits = colourType === 0 ? length === 2 : colourType === 2 ? length === 6 : colourType === 3 && palette > 0 && length <= palette;
+      const fits = colourType === 0 ? length === 2 : colourType === 2 ? length === 6 : colourType === 3 && palette > 0 && length >= 1 && length <= palette;
       if (transparency || !fits) return null;
       transparency = true;
-    } else if (type === 'IDAT') {
-      if (colourType === 3 && palette === 0) return null;
-      return { format: 'png', width, height, pages: 1, hasAlpha: colourType === 4 || colourType === 6 || transparency, compression: undefined };
+    } else if (type === 'eXIf') {
+      // libvips turns the size by its orientation: leave that to libvips.
+      return null;
     } else if (!/^[a-z][A-Za-z][A-Z][A-Za-z]$/.test(type)) {
       // Not an ancillary chunk (IEND, an unknown critical one, a name out of spec) before the pixels.
       return null;
