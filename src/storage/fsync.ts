@@ -44,7 +44,7 @@ export function coalesce(task: () => Promise<void>): () => Promise<void> {
 export interface HeldFsync {
   /** fsyncs the target; calls made before a run starts share it, as with `coalesce`. */
   sync(): Promise<void>;
-  /** Closes the descriptor once the run in progress, if any, has ended; call when no more `sync` calls can come. */
+  /** Closes the descriptor once every run asked for has ended; call when no more `sync` calls can come. */
   close(): Promise<void>;
 }
 
@@ -57,7 +57,6 @@ export interface HeldFsync {
  */
 export function heldFsync(target: string): HeldFsync {
   let descriptor: Promise<number> | null = null;
-  let lastRun: Promise<void> = Promise.resolve();
 
   const opened = (): Promise<number> => {
     descriptor ??= open(target, 'r').catch((error: unknown) => {
@@ -66,15 +65,13 @@ export function heldFsync(target: string): HeldFsync {
     });
     return descriptor;
   };
-  const sync = coalesce(() => {
-    lastRun = opened().then((fd) => fsync(fd));
-    return lastRun;
-  });
+  const sync = coalesce(() => opened().then((fd) => fsync(fd)));
 
   return {
     sync,
     async close() {
-      await lastRun.catch(() => undefined);
+      // A call now gets a run that starts after every run already asked for: once it ends, none is left.
+      await sync().catch(() => undefined);
       const held = descriptor;
       descriptor = null;
       const fd = await held?.catch(() => null);

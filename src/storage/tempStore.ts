@@ -66,15 +66,8 @@ export function createTempStore(root: string) {
   fs.mkdirSync(root, { recursive: true });
   // One fsync of the root makes durable the name of every file created before it starts.
   const rootSync = heldFsync(root);
-  /** Descriptors of written inputs being closed, which `close` waits for. */
+  /** Written inputs whose fsyncs or close are still under way, which `close` waits for. */
   const closing = new Set<Promise<void>>();
-  const closeInBackground = (fd: number): void => {
-    // Only after its fsync has settled, so nothing can lose data here; no one waits on it but `close`.
-    const closed: Promise<void> = close(fd)
-      .catch(() => undefined)
-      .finally(() => closing.delete(closed));
-    closing.add(closed);
-  };
 
   const file = (key: string, name: string): string => {
     // Keys come from this module; refuse anything else so no path escapes the root.
@@ -140,13 +133,18 @@ export function createTempStore(root: string) {
           written?.(chunk);
         }
       } catch (error) {
-        await close(fd);
+        await close(fd).catch(() => undefined); // the upload's error is the one to report
         throw error;
       }
-      // Both settle before the descriptor closes (a queued fsync must not meet a reused descriptor
-      // number); the caller goes on without waiting for the close.
-      const synced = Promise.allSettled([fsync(fd), named]).then((outcomes) => {
-        closeInBackground(fd);
+      const fsyncs = Promise.allSettled([fsync(fd), named]);
+      // The descriptor closes once both have settled (a queued fsync must not meet a reused
+      // descriptor number), so nothing can lose data there; the caller does not wait for it.
+      const closed: Promise<void> = fsyncs
+        .then(() => close(fd))
+        .catch(() => undefined)
+        .finally(() => closing.delete(closed));
+      closing.add(closed);
+      const synced = fsyncs.then((outcomes) => {
         for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
       });
       synced.catch(() => undefined); // the caller's to await (and rethrow); not an unhandled rejection meanwhile

@@ -62,7 +62,7 @@ function chunkReleaser(req: IncomingMessage) {
  * Streams a `multipart/form-data` body into the temp store under `key`:
  * files of field `images` in order, and an optional `options` JSON field.
  * Every limit is enforced while the bytes arrive. It rejects only once every
- * file it began is closed; the caller then removes them.
+ * writer it began has stopped writing, so the caller may remove the files.
  */
 export function receiveMultipart(req: IncomingMessage, store: TempStore, key: string, limits: MultipartLimits): Promise<ReceivedUpload> {
   return new Promise<ReceivedUpload>((resolve, reject) => {
@@ -100,7 +100,7 @@ export function receiveMultipart(req: IncomingMessage, store: TempStore, key: st
       failed = true;
       req.unpipe(parser);
       req.resume(); // drain what the client still sends; the response goes out at once
-      // End every writer still waiting for bytes (closing its file), so the caller may remove the files once this rejects.
+      // End every writer still waiting for bytes, so no file is written to once this rejects.
       for (const stream of writing) stream.destroy(new Error('the upload was refused'));
       void Promise.allSettled(writes).then(() => reject(problem));
     };
