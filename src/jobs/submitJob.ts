@@ -108,8 +108,6 @@ export function createSubmitter(deps: SubmitDeps): SubmitJob {
     const form = formOf(submission.contentType);
     await checkCapacity(deps);
     const key = deps.tempStore.newKey();
-    // The indexes a refused body may have left files under: every one its form allows.
-    const inputs = Array.from({ length: form === 'multipart' ? deps.config.maxImagesPerJob : 1 }, (_, index) => index);
     let stored: StoredJob | null = null;
     try {
       const upload =
@@ -150,6 +148,8 @@ export function createSubmitter(deps: SubmitDeps): SubmitJob {
       // removed now is logged and left to the sweeper: the client gets the answer its request
       // earned, not this.
       if (stored?.created !== true) {
+        // The indexes a refused body may have left files under: every one its form allows.
+        const inputs = Array.from({ length: form === 'multipart' ? deps.config.maxImagesPerJob : 1 }, (_, index) => index);
         await deps.tempStore.removeInputs(key, inputs).catch((removeError: unknown) => submission.log.warn({ err: removeError }, 'could not remove a refused upload; the sweeper will'));
       }
       throw error;
