@@ -83,6 +83,7 @@ function harness(env: Record<string, string> = {}) {
     config,
     repo,
     scheduler,
+    conversions,
     /** Stages the images in the temp store and queues a job for them, the way a submission does. */
     async submit(images: readonly Buffer[], submission: Submission = {}): Promise<Job> {
       const key = await stageInputs(tempStore, images);
@@ -227,6 +228,16 @@ describe('image pipeline', () => {
       expect(done.lastError?.message).toMatch(/^image 1 cannot be decoded/);
       expect(await h.filesOf(job)).toEqual([]);
     }
+  });
+
+  it('ends a job failed by one image only once its other conversions have finished, leaving no output behind', async () => {
+    const h = harness();
+    // The corrupt header fails before its conversion starts, while the large image is in libvips.
+    const job = await h.submit([await noiseJpeg(3000, 2000), corruptHeaderJpeg()]);
+    const done = await h.ended(job);
+    expect({ status: done.status, code: done.lastError?.code }).toEqual({ status: 'failed', code: 'image_corrupt' });
+    expect(h.conversions.inUse).toBe(0);
+    expect(await h.filesOf(job)).toEqual([]);
   });
 
   it('fails a job whose input file is missing as permanent input_missing', async () => {

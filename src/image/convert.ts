@@ -42,7 +42,10 @@ export interface ConvertTask {
   /** The image's position in its job, for messages. */
   readonly index: number;
   readonly options: ConversionOptions;
+  /** Stops the conversion at any point: waiting ends at once and libvips' work is abandoned. */
   readonly signal: AbortSignal;
+  /** Stops the conversion while it waits for a slot (`signal` when not given); once libvips has started, only `signal` does. */
+  readonly queueSignal?: AbortSignal;
   /** Epoch ms when the attempt's time runs out; libvips is told to stop by then. */
   readonly deadline: number;
 }
@@ -84,7 +87,7 @@ export function createConverter(settings: ConverterSettings) {
      * for images that cannot be converted, transient for time and I/O.
      */
     async convert(task: ConvertTask): Promise<ConvertedImage> {
-      const { input, output, index, options, signal } = task;
+      const { input, output, index, options, signal, queueSignal } = task;
       let header: ImageHeader;
       try {
         header = await readHeader(input);
@@ -95,7 +98,7 @@ export function createConverter(settings: ConverterSettings) {
       const animated = options.format === 'webp' && header.pages > 1 && (header.format === 'gif' || header.format === 'webp');
       const plan = planResize(header, options, outputFormatInfo[options.format].maxDimension);
 
-      const release = await settings.conversions.acquire(signal);
+      const release = await settings.conversions.acquire(queueSignal ?? signal);
       let work: Promise<OutputInfo>;
       try {
         const seconds = Math.max(1, Math.ceil((task.deadline - Date.now()) / 1_000));

@@ -33,6 +33,18 @@ interface AttemptScope {
 }
 
 /**
+ * What stops an image. A sibling's failure stops the batch's other images
+ * before their conversions start or after they end, so that a job failed by
+ * one image ends with none of its conversions still writing; the attempt's
+ * end (timeout, cancel, shutdown) stops them at once, abandoning libvips' work.
+ */
+interface ImageSignals {
+  readonly attempt: AbortSignal;
+  /** The attempt's or the batch's. */
+  readonly any: AbortSignal;
+}
+
+/**
  * The scheduler's work for image jobs: each attempt converts the images not
  * yet delivered, batch by batch (IMAGE_BATCH_SIZE at a time), and sends each
  * to its destination. An image's temp files go as soon as it is delivered and
@@ -51,7 +63,7 @@ export function createImagePipeline(deps: ImagePipelineDeps): JobHandler {
   const destinations = createDestinations({ outputDir: config.outputDir, uploadAllowedHosts: config.uploadAllowedHosts, log });
 
   /** Converts, delivers and records one image, then frees its temp files. */
-  async function processImage(scope: AttemptScope, image: JobImage, signal: AbortSignal): Promise<void> {
+  async function processImage(scope: AttemptScope, image: JobImage, signals: ImageSignals): Promise<void> {
     const { job, ref, spec } = scope;
     const { index } = image;
     const input = tempStore.inputPath(spec.inputKey, index);
@@ -63,7 +75,11 @@ export function createImagePipeline(deps: ImagePipelineDeps): JobHandler {
     }
     try {
       const startedAt = Date.now();
-      const converted = await converter.convert({ input, output, index, options: spec.options, signal, deadline: scope.deadline });
+      const converted = await converter.convert({
+        input, output, index, options: spec.options, signal: signals.attempt, queueSignal: signals.any, deadline: scope.deadline,
+      });
+      const signal = signals.any;
+      signal.throwIfAborted();
       log.debug(
         { jobId: job.id, index, format: converted.format, width: converted.width, height: converted.height, pages: converted.pages,
           bytes: converted.bytes, scaledToFit: converted.scaledToFit, ms: Date.now() - startedAt },
@@ -86,14 +102,14 @@ export function createImagePipeline(deps: ImagePipelineDeps): JobHandler {
 
   /**
    * Runs one batch side by side. The first failure stops the batch's other
-   * images (their conversions are abandoned, see the converter) and is the
-   * one reported, once every image has settled.
+   * images (those converting finish converting, then stop) and is the one
+   * reported, once every image has settled.
    */
   async function processBatch(scope: AttemptScope, batch: readonly JobImage[], attemptSignal: AbortSignal): Promise<void> {
     const stop = new AbortController();
-    const signal = AbortSignal.any([attemptSignal, stop.signal]);
+    const signals: ImageSignals = { attempt: attemptSignal, any: AbortSignal.any([attemptSignal, stop.signal]) };
     // Aborting an aborted controller changes nothing: its reason stays the first failure.
-    await Promise.all(batch.map((image) => processImage(scope, image, signal).catch((error: unknown) => stop.abort(error))));
+    await Promise.all(batch.map((image) => processImage(scope, image, signals).catch((error: unknown) => stop.abort(error))));
     attemptSignal.throwIfAborted();
     stop.signal.throwIfAborted();
   }
