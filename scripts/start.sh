@@ -36,6 +36,14 @@ export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 # jemalloc.
 export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-131072}"
 
+# Each such buffer is a fresh mapping, filled page by page: the page faults
+# cost libvips ~7 ms of system time per 2 MP image, ~6 % of a conversion.
+# Transparent huge pages on malloc's mappings (glibc 2.35 and later; older
+# glibc ignores the tunable, and it does nothing when THP is off) cut that to
+# ~5 ms: +3 to +5 % images/s in paired runs, peak RSS +0 to +4 MiB. An
+# operator's own GLIBC_TUNABLES is left alone.
+export GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1}"
+
 # libuv's pool runs each sharp conversion from start to end, and also file
 # I/O and dns.lookup: keep room for those beside the conversions in flight,
 # or uploads and fsyncs wait behind images.
