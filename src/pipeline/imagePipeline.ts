@@ -1,4 +1,3 @@
-import fsp from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { AttemptRef, Job, JobImage, JobRepository } from '../db/jobRepository.js';
@@ -7,7 +6,7 @@ import { createDestinations } from '../destination/index.js';
 import { createConverter } from '../image/convert.js';
 import { outputFormatInfo } from '../image/outputFormat.js';
 import { configureSharp } from '../image/sharpSettings.js';
-import { PermanentError, TransientError } from '../queue/errors.js';
+import { TransientError } from '../queue/errors.js';
 import type { AttemptContext, JobHandler } from '../queue/scheduler.js';
 import type { Semaphore } from '../queue/semaphore.js';
 import { removeFile } from '../storage/fsCalls.js';
@@ -68,11 +67,7 @@ export function createImagePipeline(deps: ImagePipelineDeps): JobHandler {
     const { index } = image;
     const input = tempStore.inputPath(spec.inputKey, index);
     const output = tempStore.outputPath(spec.inputKey, index, outputFormatInfo[spec.options.format].extension);
-    try {
-      await fsp.access(input);
-    } catch {
-      throw new PermanentError('input_missing', `image ${index}'s input file is gone from the temp store; submit the job again`);
-    }
+    // A missing input fails the conversion as permanent input_missing (see conversionFailure).
     try {
       const startedAt = Date.now();
       const converted = await converter.convert({
