@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { createConverter } from '../src/image/convert.js';
+import { readHeader } from '../src/image/header.js';
 import { configureSharp } from '../src/image/sharpSettings.js';
 import { Semaphore } from '../src/queue/semaphore.js';
 
@@ -34,6 +35,8 @@ if (env.SHARP_CONCURRENCY !== undefined) sharp.concurrency(Number(env.SHARP_CONC
 if (env.SHARP_CACHE === 'on') sharp.cache({ memory: 50, files: 20, items: 100 });
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-allocator-'));
+// Read once, as a submission does.
+const header = await readHeader(photo);
 const converter = createConverter({ webpQuality: 80, webpEffort, maxInputPixels: 50_000_000, conversions: new Semaphore(inFlight) });
 const mb = (bytes: number): number => Math.round(bytes / 1_048_576);
 
@@ -52,7 +55,7 @@ await Promise.all(
     while (next < count) {
       const n = next++;
       const output = path.join(work, `${n}.webp`);
-      const result = await converter.convert({ input: photo, output, index: n, options: { format: 'webp' }, signal, deadline: Date.now() + 600_000 });
+      const result = await converter.convert({ input: photo, header, output, index: n, options: { format: 'webp' }, signal, deadline: Date.now() + 600_000 });
       outputBytes = result.bytes;
       fs.rmSync(output);
     }

@@ -232,7 +232,7 @@ describe('probeImage', () => {
       '/9j/4QAMRXhpZgABSUkqAP/hACJFeGlmAABJSSoACAAAAAEAEgEDAAEAAAAGAAAAAAAAAP/bAEMABgQFBgUEBgYFBgcHBggKEAoKCQkKFA4PDBAXFBgYFxQWFhodJR8aGyMcFhYgLCAjJicpKikZHy0wLSgwJSgpKP/bAEMBBwcHCggKEwoKEygaFhooKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKP/AABEIABQAKAMBIgACEQEDEQH/xAAVAAEBAAAAAAAAAAAAAAAAAAAACP/EABQQAQAAAAAAAAAAAAAAAAAAAAD/xAAVAQEBAAAAAAAAAAAAAAAAAAAABP/EABQRAQAAAAAAAAAAAAAAAAAAAAD/2gAMAwEAAhEDEQA/AJ+AWpAAAAAAAAAAH//Z',
       'base64',
     );
-    // A palette PNG with an empty tRNS chunk, which libpng ignores: no alpha.
+    // A 4x4 palette PNG with an empty tRNS chunk, which libpng ignores and the JS reader refuses.
     const emptyTransparency = Buffer.from(
       'iVBORw0KGgoAAAANSUhEUgAAAAQAAAAECAMAAACeL25MAAAAA1BMVEURIjOi/NOrAAAAAHRSTlM2uXDMAAAACXBIWXMAAAPoAAAD6AG1e1JrAAAAC0lEQVQImWNgwAQAABQAAWX1h1kAAAAASUVORK5CYII=',
       'base64',
@@ -244,7 +244,7 @@ describe('probeImage', () => {
 
     expect(await readHeader(turnedPng)).toMatchObject({ width: 20, height: 40 });
     expect(await readHeader(shadowedExif)).toMatchObject({ width: 40, height: 20 });
-    expect(await readHeader(emptyTransparency)).toMatchObject({ hasAlpha: false });
+    expect(await readHeader(emptyTransparency)).toMatchObject({ format: 'png', width: 4, height: 4 });
     await expect(readHeader(huge)).rejects.toThrow(/corrupt header/);
     for (const [name, bytes] of [['png', turnedPng], ['jpeg', shadowedExif], ['png', emptyTransparency], ['png', huge]] as const) {
       expect(headerFromLeadingBytes(name, bytes), `${name} ${bytes.length} bytes`).toBeNull();

@@ -11,8 +11,9 @@ import { pino } from 'pino';
 import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import type { Job } from '../src/db/jobRepository.js';
+import type { Job, NewImage } from '../src/db/jobRepository.js';
 import { decodingPipelinesStarted } from '../src/image/convert.js';
+import { readHeader } from '../src/image/header.js';
 import type { ConversionOptions, Destination } from '../src/jobs/options.js';
 import { createImagePipeline } from '../src/pipeline/imagePipeline.js';
 import { createScheduler } from '../src/queue/scheduler.js';
@@ -61,6 +62,17 @@ interface Submission {
   readonly missing?: readonly number[];
 }
 
+/**
+ * The header a submission stores with an image; for bytes a submission would
+ * refuse (the tests of damaged images queue them anyway), a 1x1 JPEG's.
+ */
+async function storedHeader(bytes: Buffer): Promise<Pick<NewImage, 'inputFormat' | 'width' | 'height' | 'pages'>> {
+  const header = await readHeader(bytes).catch(() => null);
+  return header === null
+    ? { inputFormat: 'jpeg', width: 1, height: 1, pages: 1 }
+    : { inputFormat: header.format, width: header.width, height: header.height, pages: header.pages };
+}
+
 /** The pipeline under a real scheduler, with a fresh DATA_DIR; `env` overrides configuration. */
 function harness(env: Record<string, string> = {}) {
   const { dir, repo } = testDb();
@@ -97,7 +109,7 @@ function harness(env: Record<string, string> = {}) {
           idempotencyKey: null,
           inputKey: key,
           runAt: Date.now(),
-          images: images.map((bytes) => ({ originalName: null, inputFormat: 'jpeg', width: 1, height: 1, pages: 1, inputBytes: bytes.length })),
+          images: await Promise.all(images.map(async (bytes) => ({ originalName: null, ...(await storedHeader(bytes)), inputBytes: bytes.length }))),
         },
         Date.now(),
       );

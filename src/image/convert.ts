@@ -4,7 +4,6 @@ import { PermanentError } from '../queue/errors.js';
 import type { Semaphore } from '../queue/semaphore.js';
 import { removeFile } from '../storage/fsCalls.js';
 import { conversionFailure, sharpDetail } from './conversionErrors.js';
-import { readHeader, type ImageHeader } from './header.js';
 import { outputFormatInfo } from './outputFormat.js';
 import { planResize } from './resizePlan.js';
 
@@ -36,8 +35,20 @@ export interface ConverterSettings {
   readonly conversions: Semaphore;
 }
 
+/** What the submission read from an image's header and stored with its job: the conversion does not read it again. */
+export interface InputHeader {
+  /** The format the submission recorded: jpeg, png, gif, webp, avif, heif or tiff. */
+  readonly format: string;
+  /** Width of one frame as displayed (EXIF orientation applied). */
+  readonly width: number;
+  /** Height of one frame as displayed (EXIF orientation applied). */
+  readonly height: number;
+  readonly pages: number;
+}
+
 export interface ConvertTask {
   readonly input: string;
+  readonly header: InputHeader;
   readonly output: string;
   /** The image's position in its job, for messages. */
   readonly index: number;
@@ -61,10 +72,10 @@ export interface ConvertedImage {
 }
 
 /**
- * Converts image files to image files with sharp, one decode per image:
- * the header is read first (no pixels) to plan the resize, then a single
- * pipeline decodes, orients, resizes, converts to 8-bit sRGB and encodes
- * straight to the output file.
+ * Converts image files to image files with sharp, one decode per image: the
+ * header the submission read plans the resize, then a single pipeline
+ * decodes, orients, resizes, converts to 8-bit sRGB and encodes straight to
+ * the output file.
  */
 export function createConverter(settings: ConverterSettings) {
   function encode(image: Sharp, format: OutputFormat, quality: number | undefined): Sharp {
@@ -87,13 +98,7 @@ export function createConverter(settings: ConverterSettings) {
      * for images that cannot be converted, transient for time and I/O.
      */
     async convert(task: ConvertTask): Promise<ConvertedImage> {
-      const { input, output, index, options, signal, queueSignal } = task;
-      let header: ImageHeader;
-      try {
-        header = await readHeader(input);
-      } catch (error) {
-        throw conversionFailure(error, { input, output, index });
-      }
+      const { input, header, output, index, options, signal, queueSignal } = task;
       // Animations survive only into WebP; other outputs (and TIFF/HEIF pages) take the first frame.
       const animated = options.format === 'webp' && header.pages > 1 && (header.format === 'gif' || header.format === 'webp');
       const plan = planResize(header, options, outputFormatInfo[options.format].maxDimension);
@@ -106,8 +111,9 @@ export function createConverter(settings: ConverterSettings) {
           .timeout({ seconds })
           .autoOrient();
         if (plan.resize) image = image.resize(plan.resize);
-        // JPEG has no alpha: transparent areas become white, not whatever colour hid under them.
-        if (options.format === 'jpeg' && header.hasAlpha) image = image.flatten({ background: '#ffffff' });
+        // JPEG has no alpha: transparent areas become white, not whatever colour hid under them
+        // (sharp flattens only an image that has an alpha channel).
+        if (options.format === 'jpeg') image = image.flatten({ background: '#ffffff' });
         // CMYK, 16-bit and greyscale inputs all leave as 8-bit sRGB.
         image = encode(image.toColourspace('srgb'), options.format, options.quality);
         decodingPipelines += 1;

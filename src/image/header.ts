@@ -10,7 +10,6 @@ export interface ImageHeader {
   readonly height: number;
   /** Frames of an animation, pages of a TIFF or images in a HEIF container; 1 otherwise. */
   readonly pages: number;
-  readonly hasAlpha: boolean;
   /** HEIF only: `av1` (AVIF) or `hevc` (HEIC). */
   readonly compression: string | undefined;
 }
@@ -30,7 +29,6 @@ export async function readHeader(input: string | Buffer): Promise<ImageHeader> {
     width: metadata.autoOrient.width,
     height: metadata.autoOrient.height,
     pages: metadata.pages ?? 1,
-    hasAlpha: metadata.hasAlpha,
     compression: metadata.compression,
   };
 }

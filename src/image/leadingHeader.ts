@@ -69,7 +69,6 @@ function jpegHeader(bytes: Buffer): ImageHeader | null {
         width: sideways ? frame.height : frame.width,
         height: sideways ? frame.width : frame.height,
         pages: 1,
-        hasAlpha: false,
         compression: undefined,
       };
     } else if (marker === DHT) {
@@ -200,7 +199,7 @@ function pngHeader(bytes: Buffer): ImageHeader | null {
     if (type === 'IDAT' && at > 8) {
       // The pixels begin: the header is whole. Their data and CRC are the decoder's to check.
       if (colourType === 3 && palette === 0) return null;
-      return { format: 'png', width, height, pages: 1, hasAlpha: colourType === 4 || colourType === 6 || transparency, compression: undefined };
+      return { format: 'png', width, height, pages: 1, compression: undefined };
     }
     const end = at + 12 + length;
     if (end > bytes.length) return null;

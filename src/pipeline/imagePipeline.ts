@@ -71,7 +71,9 @@ export function createImagePipeline(deps: ImagePipelineDeps): JobHandler {
     try {
       const startedAt = Date.now();
       const converted = await converter.convert({
-        input, output, index, options: spec.options, signal: signals.attempt, queueSignal: signals.any, deadline: scope.deadline,
+        input,
+        header: { format: image.inputFormat, width: image.width, height: image.height, pages: image.pages },
+        output, index, options: spec.options, signal: signals.attempt, queueSignal: signals.any, deadline: scope.deadline,
       });
       const signal = signals.any;
       signal.throwIfAborted();
