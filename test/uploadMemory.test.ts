@@ -38,10 +38,15 @@ const write = (bytes) => (req.write(bytes) ? Promise.resolve() : new Promise((re
 })();
 `;
 
-/** The service's resident memory in bytes, from /proc (Linux). */
+/**
+ * The service's resident anonymous memory in bytes, from /proc (Linux): where
+ * upload bytes held in memory would be. File-backed pages (code, mapped
+ * libraries) are left out: the system may drop and fault them back in at any
+ * time, which says nothing about the upload.
+ */
 function rss(pid: number): number {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) * 1024;
+  return Number(/RssAnon:\s+(\d+) kB/.exec(status)?.[1]) * 1024;
 }
 
 /** Size of the first image's input file in the temp store, 0 before it exists. */
@@ -51,7 +56,7 @@ function inputSize(service: ServiceProcess): number {
 }
 
 /**
- * Uploads `total` bytes and returns the service's largest RSS above `idle`:
+ * Uploads `total` bytes and returns the service's largest anonymous RSS above `idle`:
  * sampled all along, and once more with everything but the last 64 KiB
  * written to disk, when the chunks already written are all garbage.
  */
@@ -80,7 +85,7 @@ describe('memory while uploading', () => {
   it.each(['raw', 'multipart'] as const)('keeps RSS far below a 40 MB %s upload above idle: chunks go as soon as they are on disk', async (form) => {
     const service = await startServiceProcess(newDataDir(), { MAX_UPLOAD_BYTES: String(100 * MB), LOG_LEVEL: 'info' });
     // A first, smaller upload warms up the code paths and the allocator, as any running service is.
-    expect((await peakRiseDuringUpload(service, form, 2 * MB, 0)).status).toBe('415');
+    expect((await peakRiseDuringUpload(service, form, 8 * MB, 0)).status).toBe('415');
     await waitFor(() => tempFiles(service.dataDir).length === 0);
     const idle = rss(service.pid);
     const { rise, status } = await peakRiseDuringUpload(service, form, IMAGE_BYTES, idle);
