@@ -242,14 +242,22 @@ describe('image pipeline', () => {
     }
   });
 
-  it('ends a job failed by one image only once its other conversions have finished, leaving no output behind', async () => {
-    const h = harness();
-    // The corrupt header fails before its conversion starts, while the large image is in libvips.
+  it('fails a job at once on one image, and settles it only once its other conversions have finished, leaving no output behind', async () => {
+    // Two slots: both images go into libvips side by side; the damaged one fails long before the large one is done.
+    const h = harness({ CONVERT_CONCURRENCY: '2' });
+    const before = decodingPipelinesStarted();
     const job = await h.submit([await noiseJpeg(3000, 2000), corruptHeaderJpeg()]);
+    const failed = await waitFor(() => {
+      const current = h.repo.getJob(job.id);
+      return current?.status === 'failed' ? { job: current, converting: h.conversions.inUse } : null;
+    }, 20_000);
+    // Recorded while the large image was still in libvips, as image_corrupt: not put off until it ends.
+    expect({ attempts: failed.job.attempts, code: failed.job.lastError?.code, converting: failed.converting }).toEqual({ attempts: 1, code: 'image_corrupt', converting: 1 });
     const done = await h.ended(job);
-    expect({ status: done.status, code: done.lastError?.code }).toEqual({ status: 'failed', code: 'image_corrupt' });
+    expect(decodingPipelinesStarted() - before).toBe(2);
     expect(h.conversions.inUse).toBe(0);
     expect(await h.filesOf(job)).toEqual([]);
+    expect(done.status).toBe('failed');
   });
 
   it('fails a job whose input file is missing as permanent input_missing', async () => {

@@ -55,7 +55,11 @@ export interface ConvertTask {
   readonly options: ConversionOptions;
   /** Stops the conversion at any point: waiting ends at once and libvips' work is abandoned. */
   readonly signal: AbortSignal;
-  /** Stops the conversion while it waits for a slot (`signal` when not given); once libvips has started, only `signal` does. */
+  /**
+   * Stops the conversion while it waits for a slot, in place of `signal`, so it
+   * must fire whenever `signal` does (`signal` when not given); once libvips
+   * has started, only `signal` stops it.
+   */
   readonly queueSignal?: AbortSignal;
   /** Epoch ms when the attempt's time runs out; libvips is told to stop by then. */
   readonly deadline: number;

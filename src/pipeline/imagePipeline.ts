@@ -33,9 +33,9 @@ interface AttemptScope {
 
 /**
  * What stops an image. A sibling's failure stops the batch's other images
- * before their conversions start or after they end, so that a job failed by
- * one image ends with none of its conversions still writing; the attempt's
- * end (timeout, cancel, shutdown) stops them at once, abandoning libvips' work.
+ * from starting a conversion once it is known, and those converting after
+ * their conversion ends (see `processBatch`); the attempt's end (timeout,
+ * cancel, shutdown) stops them at once, abandoning libvips' work.
  */
 interface ImageSignals {
   readonly attempt: AbortSignal;
@@ -98,21 +98,36 @@ export function createImagePipeline(deps: ImagePipelineDeps): JobHandler {
   }
 
   /**
+   * Per job, its latest batch until every image of it has settled. A
+   * sibling's failure ends the attempt at once, so the failure is recorded as
+   * it is, but images already in libvips convert to their end and remove their
+   * own output: the job's release and its next attempt wait for them, so no
+   * conversion of a job outlives its files or writes the output its retry writes.
+   */
+  const settling = new Map<number, Promise<unknown>>();
+
+  /**
    * Runs one batch side by side. The first failure stops the batch's other
-   * images (those converting finish converting, then stop) and is the one
-   * reported, once every image has settled.
+   * images (see `ImageSignals`) and is thrown at once.
    */
   async function processBatch(scope: AttemptScope, batch: readonly JobImage[], attemptSignal: AbortSignal): Promise<void> {
     const stop = new AbortController();
     const signals: ImageSignals = { attempt: attemptSignal, any: AbortSignal.any([attemptSignal, stop.signal]) };
-    // Aborting an aborted controller changes nothing: its reason stays the first failure.
-    await Promise.all(batch.map((image) => processImage(scope, image, signals).catch((error: unknown) => stop.abort(error))));
+    // Never rejects. Aborting an aborted controller changes nothing: its reason stays the first failure.
+    const images = Promise.all(batch.map((image) => processImage(scope, image, signals).catch((error: unknown) => stop.abort(error))));
+    const jobId = scope.job.id;
+    settling.set(jobId, images);
+    void images.then(() => {
+      if (settling.get(jobId) === images) settling.delete(jobId);
+    });
+    const failed = new Promise<never>((_, reject) => stop.signal.addEventListener('abort', () => reject(stop.signal.reason as Error), { once: true }));
+    await Promise.race([images, failed]);
     attemptSignal.throwIfAborted();
-    stop.signal.throwIfAborted();
   }
 
   return {
     async perform({ job, ref, signal }: AttemptContext): Promise<void> {
+      await settling.get(job.id);
       const deadline = Date.now() + config.jobTimeoutMs;
       const pending = repo.listImages(job.id).filter((image) => image.status !== ImageStatus.delivered);
       if (pending.length === 0) return;
@@ -123,6 +138,7 @@ export function createImagePipeline(deps: ImagePipelineDeps): JobHandler {
     },
 
     async release(job: Job): Promise<void> {
+      await settling.get(job.id);
       if (job.inputKey === null) return;
       // A delivered image's input went as it was recorded; the rest go now.
       const kept = repo.listImages(job.id).filter((image) => image.status !== ImageStatus.delivered);
