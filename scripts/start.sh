@@ -32,8 +32,7 @@ export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 # libwebp's multi-MB picture buffers come from the arenas instead and their
 # freed pages stay resident. Fixing the threshold (setting it turns the raising
 # off) gives them back at once: the soak's peak fell from ~190 to ~166 MiB
-# (300 jobs of a 2 MP photo) at no measurable cost in speed. Ignored under
-# jemalloc.
+# (300 jobs of a 2 MP photo). The cost is below. Ignored under jemalloc.
 export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-131072}"
 
 # Each such buffer is a fresh mapping, filled page by page: the page faults
