@@ -2,6 +2,7 @@ import sharp, { type OutputInfo, type Sharp } from 'sharp';
 import type { ConversionOptions, OutputFormat } from '../jobs/options.js';
 import { PermanentError } from '../queue/errors.js';
 import type { Semaphore } from '../queue/semaphore.js';
+import { untilAborted } from '../queue/untilAborted.js';
 import { removeFile } from '../storage/fsCalls.js';
 import { conversionFailure, sharpDetail } from './conversionErrors.js';
 import { outputFormatInfo } from './outputFormat.js';
@@ -153,14 +154,4 @@ export function createConverter(settings: ConverterSettings) {
       };
     },
   };
-}
-
-/** Settles with `promise`, or rejects with the signal's reason as soon as it fires (leaving `promise` running). */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }

@@ -9,6 +9,7 @@ import { configureSharp } from '../image/sharpSettings.js';
 import { TransientError } from '../queue/errors.js';
 import type { AttemptContext, JobHandler } from '../queue/scheduler.js';
 import type { Semaphore } from '../queue/semaphore.js';
+import { untilAborted } from '../queue/untilAborted.js';
 import { removeFile } from '../storage/fsCalls.js';
 import type { TempStore } from '../storage/tempStore.js';
 import { readJobSpec, type JobSpec } from './jobSpec.js';
@@ -120,8 +121,7 @@ export function createImagePipeline(deps: ImagePipelineDeps): JobHandler {
     void images.then(() => {
       if (settling.get(jobId) === images) settling.delete(jobId);
     });
-    const failed = new Promise<never>((_, reject) => stop.signal.addEventListener('abort', () => reject(stop.signal.reason as Error), { once: true }));
-    await Promise.race([images, failed]);
+    await untilAborted(images, stop.signal);
     attemptSignal.throwIfAborted();
   }
 
