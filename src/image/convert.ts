@@ -5,6 +5,7 @@ import type { Semaphore } from '../queue/semaphore.js';
 import { untilAborted } from '../queue/untilAborted.js';
 import { removeFile } from '../storage/fsCalls.js';
 import { conversionFailure, sharpDetail } from './conversionErrors.js';
+import type { ImageHeader } from './header.js';
 import { outputFormatInfo } from './outputFormat.js';
 import { planResize } from './resizePlan.js';
 
@@ -37,15 +38,7 @@ export interface ConverterSettings {
 }
 
 /** What the submission read from an image's header and stored with its job: the conversion does not read it again. */
-export interface InputHeader {
-  /** The format the submission recorded: jpeg, png, gif, webp, avif, heif or tiff. */
-  readonly format: string;
-  /** Width of one frame as displayed (EXIF orientation applied). */
-  readonly width: number;
-  /** Height of one frame as displayed (EXIF orientation applied). */
-  readonly height: number;
-  readonly pages: number;
-}
+export type InputHeader = Pick<ImageHeader, 'format' | 'width' | 'height' | 'pages'>;
 
 export interface ConvertTask {
   readonly input: string;
