@@ -25,20 +25,19 @@
  * handles at rest before and after, and the ratios against both; draws the
  * RSS of all three over time into docs/soak-rss.svg.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { loadConfig, type Config } from '../src/config.js';
-import { exitOf, spawnServer } from './lib/childService.js';
-import { compileForNode } from './lib/compile.js';
+import { spawnServer } from './lib/childService.js';
 import { send } from './lib/httpLoad.js';
 import { driveJobs, type DriveResult } from './lib/jobDriver.js';
 import { cpuSeconds, environment, nodeFlags, openFds, sampleRss, type RssSample } from './lib/processStats.js';
+import { plainBaseline, realSizeImage, startSharpLoop, type Baseline, type SharpLoopReport } from './lib/sharpLoop.js';
 import { lineChart } from './lib/svgChart.js';
 
 const { values } = parseArgs({ options: { jobs: { type: 'string', default: '2000' }, 'skip-tuned': { type: 'boolean', default: false } } });
@@ -46,7 +45,6 @@ const jobs = Number(values.jobs);
 if (!Number.isInteger(jobs) || jobs < 8) throw new Error('--jobs must be an integer of at least 8');
 
 const root = path.resolve(import.meta.dirname, '..');
-const FIXTURE = path.resolve(root, '../shared/fixtures/photos/flowers.jpeg');
 const CHART = path.join(root, 'docs/soak-rss.svg');
 const RSS_INTERVAL_MS = 250;
 const STATS_INTERVAL_MS = 1_000;
@@ -57,12 +55,6 @@ const REST_MS = 1_500;
 const MIB = 1024 * 1024;
 /** Variables a shell sets for itself (`cd` sets OLDPWD): not settings scripts/start.sh chose. */
 const SHELL_VARIABLES = new Set(['PWD', 'OLDPWD', 'SHLVL', '_']);
-/**
- * What plain sharp's process must not inherit from the shell that runs the
- * bench: allocator choices (glibc's tunables and MALLOC_* variables too),
- * libuv's pool size and node flags. Plain means the machine's defaults.
- */
-const TUNING_VARIABLES = /^(MALLOC_ARENA_MAX|LD_PRELOAD|UV_THREADPOOL_SIZE|NODE_OPTIONS|GLIBC_TUNABLES|MALLOC_\w+)$/;
 
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const mib = (bytes: number): number => bytes / MIB;
@@ -83,18 +75,6 @@ interface StatsSample {
 interface MemoryStats {
   memory_stats: { num_goroutines: number };
   node: { heap_total_bytes: number; heap_used_bytes: number; external_bytes: number; running_jobs: number; temp_files: { files: number } };
-}
-
-/** The real-size image: the shared 1920x1080 photo, or one made like it (never copied into the repository). */
-async function realSizeImage(scratch: string): Promise<string> {
-  if (fs.existsSync(FIXTURE)) return FIXTURE;
-  const file = path.join(scratch, 'generated-1920x1080.jpg');
-  const noise = sharp({ create: { width: 1920, height: 1080, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 30 } } });
-  const gradient = Buffer.from(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="1920" height="1080"><linearGradient id="g"><stop offset="0" stop-color="#1d4e89"/><stop offset="1" stop-color="#f2a541"/></linearGradient><rect width="1920" height="1080" fill="url(#g)" opacity="0.7"/></svg>`,
-  );
-  await noise.composite([{ input: gradient }]).jpeg({ quality: 85 }).toFile(file);
-  return file;
 }
 
 interface OursResult {
@@ -180,28 +160,8 @@ async function runOurs(config: Config, env: NodeJS.ProcessEnv, image: Buffer): P
   }
 }
 
-interface PlainResult {
-  readonly seconds: number;
-  readonly cpuSeconds: number;
-  readonly maxHeapTotalBytes: number;
-  /** sharp's settings in effect: libvips threads per image, operation cache limits. */
-  readonly threadsPerImage: number;
-  readonly cacheMiB: number;
-  readonly cacheFiles: number;
+interface PlainResult extends SharpLoopReport {
   readonly rss: RssSample[];
-}
-
-/** How a sharp baseline is started: sharp's settings, its process's environment and node flags. */
-interface Baseline {
-  readonly settings: 'plain' | 'tuned';
-  readonly env: NodeJS.ProcessEnv;
-  readonly nodeFlags: readonly string[];
-}
-
-/** Sharp as it comes, in the machine's default environment: nothing the service chose. */
-function plainBaseline(): Baseline {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !TUNING_VARIABLES.test(name)));
-  return { settings: 'plain', env, nodeFlags: [] };
 }
 
 /** Sharp with the service's settings, environment and node flags (those scripts/start.sh gave it). */
@@ -209,46 +169,17 @@ function tunedBaseline(ours: OursResult): Baseline {
   return { settings: 'tuned', env: { ...process.env, ...ours.startShEnv }, nodeFlags: ours.nodeFlags };
 }
 
-/**
- * A sharp baseline in its own process, compiled and run under node (no
- * TypeScript loader), doing the service's conversion with the service's
- * values: CONVERT_CONCURRENCY in flight, WebP quality and effort, pixel limit.
- */
+/** Runs a sharp baseline over the soak's count of conversions, its RSS sampled as the service's was. */
 async function runPlainSharp(config: Config, baseline: Baseline, input: string, out: string): Promise<PlainResult> {
-  const entry = compileForNode(root, 'bench/plainSharp.ts');
   const spawnedAt = performance.now();
-  const warmUp = config.maxConcurrentJobs * 2 * WARM_UP_ROUNDS;
-  const service = {
-    '--in-flight': config.convertConcurrency,
-    '--quality': config.webpQuality,
-    '--effort': config.webpEffort,
-    '--max-pixels': config.maxInputPixels,
-  };
-  const args = [
-    ...baseline.nodeFlags,
-    entry,
-    ...['--input', input, '--out', out, '--count', String(jobs), '--warmup', String(warmUp), '--settings', baseline.settings],
-    ...Object.entries(service).flatMap(([name, value]) => [name, String(value)]),
-  ];
-  const child = spawn(process.execPath, args, { cwd: root, env: baseline.env, stdio: ['ignore', 'pipe', 'inherit'] });
-  const exited = exitOf(child);
-  try {
-    if (child.pid === undefined) throw new Error(`${baseline.settings} sharp has no pid`);
-    const rssSampler = sampleRss(child.pid, RSS_INTERVAL_MS, spawnedAt);
-    let done: Omit<PlainResult, 'rss'> | null = null;
-    for await (const line of readline.createInterface({ input: child.stdout })) {
-      const report = JSON.parse(line) as { msg: string } & Omit<PlainResult, 'rss'>;
-      if (report.msg === 'done') done = report;
-    }
-    const { code } = await exited;
-    const rss = rssSampler.stop();
-    if (code !== 0 || done === null) throw new Error(`${baseline.settings} sharp exited with ${code}`);
-    return { ...done, rss };
-  } finally {
-    child.kill('SIGKILL');
-    // Its thousands of output files are not needed once it is measured.
-    fs.rmSync(out, { recursive: true, force: true });
-  }
+  const loop = startSharpLoop({ root, baseline, config, input, out, count: jobs, warmUp: config.maxConcurrentJobs * 2 * WARM_UP_ROUNDS });
+  const pid = loop.process.pid;
+  if (pid === undefined) throw new Error(`${baseline.settings} sharp has no pid`);
+  const rss: RssSample[] = [];
+  const rssSampler = sampleRss(pid, RSS_INTERVAL_MS, spawnedAt);
+  // The sampler stops whether or not the baseline succeeds.
+  const report = await loop.done.finally(() => rss.push(...rssSampler.stop()));
+  return { ...report, rss };
 }
 
 /** Median RSS of the last quarter of the run over that of its second quarter (the first is warm-up). */
@@ -264,7 +195,7 @@ async function main(): Promise<void> {
   execFileSync('npm', ['run', 'build', '--silent'], { cwd: root, stdio: 'inherit' });
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-soak-'));
   try {
-    const input = await realSizeImage(scratch);
+    const input = await realSizeImage(root, scratch);
     const image = fs.readFileSync(input);
     const meta = await sharp(image).metadata();
     // The bench reads the port from the service's `listening` log line, written at level info.
