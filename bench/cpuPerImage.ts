@@ -83,9 +83,17 @@ async function main(): Promise<void> {
     const results: Round[] = [];
     for (let round = 1; round <= rounds; round += 1) {
       const plain = startSharpLoop({ root, baseline: plainBaseline(), config, input, out: path.join(scratch, `plain-${round}`), count: jobs, warmUp });
-      await drive(warmUp);
-      const before = { service: cpuSeconds(pid), mainThread: cpuSeconds(pid, 'main thread'), client: process.cpuUsage() };
-      await drive(jobs);
+      let before: { service: number; mainThread: number; client: NodeJS.CpuUsage };
+      try {
+        await drive(warmUp);
+        before = { service: cpuSeconds(pid), mainThread: cpuSeconds(pid, 'main thread'), client: process.cpuUsage() };
+        await drive(jobs);
+      } catch (error) {
+        // A failed round leaves no sharp loop running behind it.
+        plain.process.kill('SIGKILL');
+        await plain.done.catch(() => undefined);
+        throw error;
+      }
       const client = process.cpuUsage(before.client);
       const result: Round = {
         service: perImage(cpuSeconds(pid) - before.service),
