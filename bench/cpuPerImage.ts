@@ -87,7 +87,9 @@ async function main(): Promise<void> {
       try {
         await drive(warmUp);
         before = { service: cpuSeconds(pid), mainThread: cpuSeconds(pid, 'main thread'), client: process.cpuUsage() };
-        await drive(jobs);
+        const { statuses } = await drive(jobs);
+        // CPU per image means something only if every job converted its image.
+        if (statuses.succeeded !== jobs) throw new Error(`not every job succeeded: ${JSON.stringify(statuses)}`);
       } catch (error) {
         // A failed round leaves no sharp loop running behind it.
         plain.process.kill('SIGKILL');
