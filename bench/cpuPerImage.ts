@@ -30,6 +30,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config.js';
 import { spawnServer } from './lib/childService.js';
+import { loadAverages, median } from './lib/figures.js';
 import { driveJobs } from './lib/jobDriver.js';
 import { cpuSeconds } from './lib/processStats.js';
 import { plainBaseline, realSizeImage, startSharpLoop } from './lib/sharpLoop.js';
@@ -44,10 +45,6 @@ const root = path.resolve(import.meta.dirname, '..');
 /** Jobs, and plain sharp's conversions, run before each measured round, in multiples of the jobs kept outstanding. */
 const WARM_UP_ROUNDS = 2;
 
-const median = (numbers: readonly number[]): number => {
-  const sorted = [...numbers].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-};
 const perImage = (seconds: number): number => (seconds / jobs) * 1_000;
 
 interface Round {
@@ -76,7 +73,7 @@ async function main(): Promise<void> {
 
     console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown'}, ${os.availableParallelism()} cores, node ${process.version}, ${os.type()} ${os.release()}`);
     console.log(`command: npm run bench:cpu -- --jobs ${jobs} --rounds ${rounds}`);
-    console.log(`load average at start: ${os.loadavg().map((n) => n.toFixed(2)).join(' ')}`);
+    console.log(`load average at start: ${loadAverages()}`);
     console.log(`image: ${path.relative(root, input)} (${image.length} bytes) -> webp quality ${config.webpQuality} effort ${config.webpEffort}`);
     console.log(`service: ${inFlight} jobs outstanding, CONVERT_CONCURRENCY=${config.convertConcurrency}; plain sharp: ${config.convertConcurrency} conversions in flight`);
 
@@ -115,7 +112,7 @@ async function main(): Promise<void> {
     console.log(`plain sharp ${of((r) => r.plain).toFixed(1)} ms; service ${of((r) => r.service).toFixed(1)} ms (main thread ${of((r) => r.mainThread).toFixed(1)}); client ${of((r) => r.client).toFixed(1)} ms`);
     console.log(`cpu_ratio=${of((r) => r.plain / (r.service + r.client)).toFixed(3)}`);
     console.log(`cpu_ratio_service=${of((r) => r.plain / r.service).toFixed(3)}`);
-    console.log(`load average at end: ${os.loadavg().map((n) => n.toFixed(2)).join(' ')}`);
+    console.log(`load average at end: ${loadAverages()}`);
   } finally {
     await child.stop();
     fs.rmSync(scratch, { recursive: true, force: true });

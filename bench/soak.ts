@@ -35,6 +35,7 @@ import sharp from 'sharp';
 import { loadConfig, type Config } from '../src/config.js';
 import { spawnServer } from './lib/childService.js';
 import { send } from './lib/httpLoad.js';
+import { loadAverages, median } from './lib/figures.js';
 import { driveJobs, type DriveResult } from './lib/jobDriver.js';
 import { cpuSeconds, environment, nodeFlags, openFds, sampleRss, type RssSample } from './lib/processStats.js';
 import { plainBaseline, realSizeImage, startSharpLoop, type Baseline, type SharpLoopReport } from './lib/sharpLoop.js';
@@ -58,10 +59,6 @@ const SHELL_VARIABLES = new Set(['PWD', 'OLDPWD', 'SHLVL', '_']);
 
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const mib = (bytes: number): number => bytes / MIB;
-const median = (numbers: readonly number[]): number => {
-  const sorted = [...numbers].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-};
 /** The sample of highest RSS. */
 const peak = (samples: readonly RssSample[]): RssSample => samples.reduce((high, sample) => (sample.rssBytes > high.rssBytes ? sample : high));
 
@@ -205,7 +202,7 @@ async function main(): Promise<void> {
 
     console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown'}, ${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, ${os.type()} ${os.release()}`);
     console.log(`command: npm run bench:soak -- --jobs ${jobs}${values['skip-tuned'] ? ' --skip-tuned' : ''}`);
-    console.log(`load average at start: ${os.loadavg().map((n) => n.toFixed(2)).join(' ')}`);
+    console.log(`load average at start: ${loadAverages()}`);
     console.log(`image: ${path.relative(root, input)} (${meta.width}x${meta.height} ${meta.format}, ${image.length} bytes) -> webp quality ${config.webpQuality} effort ${config.webpEffort}`);
     console.log(`service: MAX_CONCURRENT_JOBS=${config.maxConcurrentJobs} CONVERT_CONCURRENCY=${config.convertConcurrency} MAX_COMPLETED_JOBS=${config.maxCompletedJobs}, ${config.maxConcurrentJobs * 2} jobs outstanding\n`);
 
@@ -256,7 +253,7 @@ async function main(): Promise<void> {
       console.log(`ratio_speed_vs_tuned_sharp=${vsTuned.speed.toFixed(2)}`);
       console.log(`ratio_peak_rss_vs_tuned_sharp=${vsTuned.peakRss.toFixed(2)}`);
     }
-    console.log(`load average at end: ${os.loadavg().map((n) => n.toFixed(2)).join(' ')}`);
+    console.log(`load average at end: ${loadAverages()}`);
     const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
     console.log(
       `targets (against plain sharp): growth <= 1.05 ${verdict(rssGrowth.ratio <= 1.05)}, ratio_peak_rss <= 1.2 ${verdict(vsPlain.peakRss <= 1.2)} (goal <= 1.0 ${verdict(vsPlain.peakRss <= 1.0)}), ratio_speed >= 0.95 ${verdict(vsPlain.speed >= 0.95)}`,
