@@ -6,9 +6,10 @@ import type { Config } from './config.js';
 import { createJobRepository, type JobRepository } from './db/jobRepository.js';
 import { openDatabase } from './db/open.js';
 import { createApp } from './http/app.js';
+import { createJobWatch } from './jobs/jobWatch.js';
 import { createOperations, type Operations } from './ops/operations.js';
 import { createImagePipeline } from './pipeline/imagePipeline.js';
-import { createScheduler, type Scheduler } from './queue/scheduler.js';
+import { createScheduler, type AttemptEnd, type Scheduler } from './queue/scheduler.js';
 import { Semaphore } from './queue/semaphore.js';
 import { createTempStore } from './storage/tempStore.js';
 
@@ -46,10 +47,15 @@ export function createService(config: Config, log: Logger): Service {
   const tempStore = createTempStore(config.tmpDir);
   const conversions = new Semaphore(config.convertConcurrency);
   const handler = createImagePipeline({ config, repo, tempStore, log, conversions });
-  const ops = createOperations({ config, log, repo, tempStore });
-  const scheduler = createScheduler({ ...config, repo, handler, log, onAttemptEnd: ops.metrics.recordAttemptEnd });
+  const jobWatch = createJobWatch();
+  const ops = createOperations({ config, log, repo, tempStore, jobWatch });
+  const onAttemptEnd = (end: AttemptEnd): void => {
+    ops.metrics.recordAttemptEnd(end);
+    jobWatch.changed(end.job.id);
+  };
+  const scheduler = createScheduler({ ...config, repo, handler, log, onAttemptEnd });
   const lifecycle = { shuttingDown: false };
-  const app = createApp({ config, log, repo, scheduler, tempStore, lifecycle, ops });
+  const app = createApp({ config, log, repo, scheduler, tempStore, lifecycle, ops, jobWatch });
 
   const server = http.createServer(app.callback());
   server.headersTimeout = HEADERS_TIMEOUT_MS;
@@ -81,6 +87,8 @@ export function createService(config: Config, log: Logger): Service {
     async stop(): Promise<boolean> {
       const deadline = Date.now() + config.shutdownGraceMs;
       lifecycle.shuttingDown = true;
+      // Requests held by Prefer: wait answer now, with their job as it is.
+      jobWatch.wakeAll();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await ops.stop();

@@ -359,6 +359,74 @@ describe('job routes', () => {
   });
 });
 
+/** The value of the `image_jobs_waiting_requests` gauge in a /metrics scrape. */
+async function waitingRequests(s: RunningService): Promise<number> {
+  const text = await (await fetch(`${s.url}/metrics`)).text();
+  return Number(/^image_jobs_waiting_requests (\d+)$/m.exec(text)?.[1]);
+}
+
+describe('GET /jobs/{id} with Prefer: wait', () => {
+  const askWaiting = (s: RunningService, id: unknown, prefer: string) => call(`${s.url}/jobs/${String(id)}`, { headers: { prefer } });
+
+  it('answers once the job has ended, not before', async () => {
+    const s = await startService();
+    const { body } = await raw(s, await jpeg(), '?delayMs=300');
+    const now = await call(`${s.url}/jobs/${String(body.id)}`);
+    expect(now.body.status).toBe('queued');
+    expect(now.headers.get('preference-applied')).toBeNull();
+    expect(now.headers.get('vary')).toMatch(/prefer/i);
+
+    const ended = await askWaiting(s, body.id, 'wait=30');
+    expect(ended.status).toBe(200);
+    expect(ended.headers.get('preference-applied')).toBe('wait=30');
+    expect(ended.body).toMatchObject({ status: 'succeeded', images: [{ status: 'delivered' }] });
+    expect(await waitingRequests(s)).toBe(0);
+  });
+
+  it('answers with the job as it is when the wait runs out, and wakes at a cancel, with long waits cut to 60 s', async () => {
+    const s = await startService();
+    const { body } = await raw(s, await jpeg(), '?delayMs=3600000');
+    const ranOut = await askWaiting(s, body.id, 'wait=1');
+    expect(ranOut.headers.get('preference-applied')).toBe('wait=1');
+    expect(ranOut.body.status).toBe('queued');
+
+    const waiting = askWaiting(s, body.id, 'respond-async, wait=86400');
+    await waitFor(async () => (await waitingRequests(s)) === 1 || null);
+    expect((await call(`${s.url}/jobs/${String(body.id)}/cancel`, { method: 'POST' })).status).toBe(200);
+    const cancelled = await waiting;
+    expect(cancelled.headers.get('preference-applied')).toBe('wait=60');
+    expect(cancelled.body.status).toBe('cancelled');
+    expect(await waitingRequests(s)).toBe(0);
+  });
+
+  it('answers at once when the job has ended or the preference cannot be read', async () => {
+    const s = await startService();
+    const { body } = await raw(s, await jpeg(), '?delayMs=3600000');
+    for (const prefer of ['wait=soon', 'wait=-1', 'wait', 'handling=lenient']) {
+      const answer = await askWaiting(s, body.id, prefer);
+      expect(answer.body.status, prefer).toBe('queued');
+      expect(answer.headers.get('preference-applied'), prefer).toBeNull();
+    }
+    expect((await askWaiting(s, body.id, 'wait=0')).headers.get('preference-applied')).toBe('wait=0');
+    await call(`${s.url}/jobs/${String(body.id)}/cancel`, { method: 'POST' });
+    const ended = await askWaiting(s, body.id, 'wait="30"');
+    expect(ended.headers.get('preference-applied')).toBe('wait=30');
+    expect(ended.body.status).toBe('cancelled');
+    expectProblem(await askWaiting(s, 999, 'wait=30'), 404, 'job_not_found');
+  });
+
+  it('stops waiting for a client that has gone', async () => {
+    const s = await startService();
+    const { body } = await raw(s, await jpeg(), '?delayMs=3600000');
+    const request = http.get(`${s.url}/jobs/${String(body.id)}`, { headers: { prefer: 'wait=60' } });
+    const failed = new Promise((resolve) => request.once('error', resolve));
+    await waitFor(async () => (await waitingRequests(s)) === 1 || null);
+    request.destroy();
+    await failed;
+    await waitFor(async () => (await waitingRequests(s)) === 0 || null);
+  });
+});
+
 describe('large uploads', () => {
   it('stores every byte of large files as sent, in both forms, though each chunk is freed once written', async () => {
     const s = await startService({ MAX_UPLOAD_BYTES: String(64 * 1024 * 1024) });

@@ -223,4 +223,19 @@ describe('graceful shutdown', () => {
     for (const job of final) expect(job.attempts).toBe(job.started - job.returned);
     expect(final.filter((job) => job.started === 2 && job.returned === 1)).toHaveLength(2);
   }, 60_000);
+
+  it('answers a request waiting for its job (Prefer: wait) with the job as it is, then exits 0', async () => {
+    const service = await startServiceProcess(newDataDir());
+    const submitted = await submitRaw(service.url, (await noiseJpeg(64, 48)).bytes, '?delayMs=3600000');
+    expect(submitted.status).toBe(202);
+    const waiting = call(`${service.url}/jobs/${String(submitted.body.id)}`, { headers: { prefer: 'wait=60' } });
+    await waitFor(async () => /^image_jobs_waiting_requests 1$/m.test(await (await fetch(`${service.url}/metrics`)).text()) || null);
+
+    const exit = await service.kill('SIGTERM');
+    expect(exit, service.logTail()).toEqual({ code: 0, signal: null });
+    const answered = await waiting;
+    expect(answered.status).toBe(200);
+    expect(answered.headers.get('preference-applied')).toBe('wait=60');
+    expect(answered.body.status).toBe('queued');
+  });
 });

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JobStatus } from '../src/db/states.js';
+import { createJobWatch } from '../src/jobs/jobWatch.js';
 import { createMetrics } from '../src/ops/metrics.js';
 import { createRuntimeMonitor } from '../src/ops/runtimeMonitor.js';
 import { createTempStore } from '../src/storage/tempStore.js';
@@ -16,7 +17,7 @@ function setup() {
   const { dir, db, repo } = testDb();
   const tempStore = createTempStore(path.join(dir, 'tmp'));
   runtime.start();
-  const metrics = createMetrics({ repo, tempStore, runtime, log: pino({ level: 'silent' }) });
+  const metrics = createMetrics({ repo, tempStore, runtime, jobWatch: createJobWatch(), log: pino({ level: 'silent' }) });
   const job = (status: JobStatus) => jobInState(db, repo, status, { finishedAt: Date.now(), job: { images: [image, image] } });
   return { db, repo, tempStore, metrics, job };
 }

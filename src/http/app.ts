@@ -2,6 +2,7 @@ import Koa from 'koa';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { JobRepository } from '../db/jobRepository.js';
+import type { JobWatch } from '../jobs/jobWatch.js';
 import type { Operations } from '../ops/operations.js';
 import type { Scheduler } from '../queue/scheduler.js';
 import type { TempStore } from '../storage/tempStore.js';
@@ -23,6 +24,8 @@ export interface AppDeps {
   readonly tempStore: TempStore;
   /** Set once shutdown begins: `/ready` answers 503 and submissions are refused. */
   readonly lifecycle: { shuttingDown: boolean };
+  /** Wakes `GET /jobs/{id}` requests waiting for their job to end. */
+  readonly jobWatch: JobWatch;
   /** The sweeper, metrics, memory samples and runtime figures behind the debug routes, /metrics and the dashboard. */
   readonly ops: Operations;
 }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { JobRepository } from '../db/jobRepository.js';
 import { jobStatuses } from '../db/states.js';
+import type { JobWatch } from '../jobs/jobWatch.js';
 import type { AttemptEnd } from '../queue/scheduler.js';
 import type { TempFiles, TempStore } from '../storage/tempStore.js';
 import type { RuntimeMonitor } from './runtimeMonitor.js';
@@ -20,6 +21,7 @@ export interface MetricsOptions {
   readonly repo: JobRepository;
   readonly tempStore: TempStore;
   readonly runtime: RuntimeMonitor;
+  readonly jobWatch: JobWatch;
   readonly log: Logger;
 }
 
@@ -30,7 +32,7 @@ const DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
 export type Metrics = ReturnType<typeof createMetrics>;
 
 export function createMetrics(options: MetricsOptions) {
-  const { repo, tempStore, runtime, log } = options;
+  const { repo, tempStore, runtime, jobWatch, log } = options;
   const registry = new Registry();
   const registers = [registry];
   collectDefaultMetrics({ register: registry });
@@ -43,6 +45,15 @@ export function createMetrics(options: MetricsOptions) {
     collect() {
       const counts = repo.countByStatus();
       for (const status of jobStatuses) this.set({ status }, counts[status]);
+    },
+  });
+
+  new Gauge({
+    name: 'image_jobs_waiting_requests',
+    help: 'GET /jobs/{id} requests held open by Prefer: wait until their job ends.',
+    registers,
+    collect() {
+      this.set(jobWatch.size);
     },
   });
 

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { JobRepository } from '../db/jobRepository.js';
+import type { JobWatch } from '../jobs/jobWatch.js';
 import type { TempStore } from '../storage/tempStore.js';
 import { createMemorySampler, type MemorySampler } from './memorySampler.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -24,11 +25,12 @@ export interface OperationsDeps {
   readonly log: Logger;
   readonly repo: JobRepository;
   readonly tempStore: TempStore;
+  readonly jobWatch: JobWatch;
 }
 
-export function createOperations({ config, log, repo, tempStore }: OperationsDeps): Operations {
+export function createOperations({ config, log, repo, tempStore, jobWatch }: OperationsDeps): Operations {
   const runtime = createRuntimeMonitor();
-  const metrics = createMetrics({ repo, tempStore, runtime, log });
+  const metrics = createMetrics({ repo, tempStore, runtime, jobWatch, log });
   const sweeper = createSweeper({
     config,
     repo,

@@ -2,14 +2,18 @@ import fs from 'node:fs';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { Logger } from 'pino';
-import { jobStatuses, type JobStatus } from '../../db/states.js';
+import type { Job } from '../../db/jobTypes.js';
+import { isTerminal, jobStatuses, type JobStatus } from '../../db/states.js';
 import { localOutputPath } from '../../destination/index.js';
 import { createSubmitter, parseIdempotencyKey } from '../../jobs/submitJob.js';
 import type { AppDeps } from '../app.js';
 import { jobView } from '../jobView.js';
+import { preferredWait } from '../prefer.js';
 import { HttpProblem } from '../problem.js';
 
 const MAX_PAGE = 100;
+/** How often a request waiting for a job reads it again, for changes made by another process sharing the database. */
+const RECHECK_MS = 1_000;
 
 const contentTypes: Record<string, string> = { webp: 'image/webp', avif: 'image/avif', jpeg: 'image/jpeg', png: 'image/png' };
 
@@ -35,7 +39,7 @@ function decodeCursor(cursor: string): number {
 /** Submission, reading, listing, cancelling, retrying jobs and downloading local results. */
 export function jobRoutes(deps: AppDeps): Router {
   const router = new Router();
-  const { repo, scheduler } = deps;
+  const { repo, scheduler, jobWatch, lifecycle } = deps;
   const submitJob = createSubmitter(deps);
 
   const loadJob = (ctx: Context) => {
@@ -43,6 +47,27 @@ export function jobRoutes(deps: AppDeps): Router {
     if (!job) throw new HttpProblem(404, 'job_not_found', `There is no job ${ctx.params.id}.`);
     return job;
   };
+
+  /**
+   * Holds a `GET /jobs/{id}` until its job has ended, `seconds` have passed,
+   * the client has gone or shutdown has begun, and returns the job as it is then.
+   */
+  async function untilEnded(ctx: Context, job: Job, seconds: number): Promise<Job> {
+    const until = Date.now() + seconds * 1_000;
+    const gone = new AbortController();
+    const onClose = (): void => gone.abort();
+    ctx.res.once('close', onClose);
+    try {
+      let current = job;
+      while (!isTerminal(current.status) && !gone.signal.aborted && !lifecycle.shuttingDown && Date.now() < until) {
+        await jobWatch.wait(current.id, Math.min(until - Date.now(), RECHECK_MS), gone.signal);
+        current = loadJob(ctx);
+      }
+      return current;
+    } finally {
+      ctx.res.off('close', onClose);
+    }
+  }
 
   router.post('/jobs', async (ctx) => {
     const { job, images, created } = await submitJob({
@@ -73,14 +98,21 @@ export function jobRoutes(deps: AppDeps): Router {
     ctx.body = { jobs: jobs.map((job) => jobView(job)), nextCursor: jobs.length === limit && last ? encodeCursor(last.id) : null };
   });
 
-  router.get('/jobs/:id', (ctx) => {
-    const job = loadJob(ctx);
+  router.get('/jobs/:id', async (ctx) => {
+    let job = loadJob(ctx);
+    const wait = preferredWait(ctx.get('prefer'));
+    ctx.vary('Prefer');
+    if (wait !== null) {
+      ctx.set('Preference-Applied', `wait=${wait}`);
+      job = await untilEnded(ctx, job, wait);
+    }
     ctx.body = jobView(job, repo.listImages(job.id));
   });
 
   router.post('/jobs/:id/cancel', async (ctx) => {
     const result = await scheduler.cancel(parseId(ctx.params.id));
     if (result === null) throw new HttpProblem(404, 'job_not_found', `There is no job ${ctx.params.id}.`);
+    jobWatch.changed(result.job.id);
     if (!result.cancelled) {
       throw new HttpProblem(409, 'job_ended', `Job ${result.job.id} has already ended (${result.job.status}); there is nothing to cancel.`);
     }

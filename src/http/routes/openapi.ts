@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import { z } from 'zod';
 import { jobStatuses } from '../../db/states.js';
 import { jobOptionsSchema } from '../../jobs/options.js';
+import { MAX_WAIT_SECONDS } from '../prefer.js';
 
 const problem = (description: string) => ({
   description,
@@ -151,7 +152,19 @@ export function openApiDocument() {
         },
       },
       '/jobs/{id}': {
-        get: { summary: 'A job with its images', parameters: [jobId], responses: { '200': json('The job', 'Job'), '401': unauthorized, '404': notFound } },
+        get: {
+          summary: 'A job with its images',
+          description: `With \`Prefer: wait=N\` (RFC 7240) the answer waits until the job has ended, for at most N seconds (up to ${MAX_WAIT_SECONDS}), and shows the job as it is then: a client learns of the end without polling.`,
+          parameters: [
+            jobId,
+            { name: 'Prefer', in: 'header', required: false, schema: { type: 'string', examples: ['wait=30'] }, description: 'wait=N: hold the answer until the job ends or N seconds pass.' },
+          ],
+          responses: {
+            '200': { ...json('The job', 'Job'), headers: { 'Preference-Applied': { description: 'wait=N when the wait was honoured (N as cut to the limit)', schema: { type: 'string' } } } },
+            '401': unauthorized,
+            '404': notFound,
+          },
+        },
       },
       '/jobs/{id}/cancel': {
         post: {
