@@ -1,9 +1,9 @@
 /**
  * Wakes requests that wait for a job to change (`GET /jobs/{id}` with
  * `Prefer: wait=N`): the scheduler reports each attempt's end, the cancel
- * route each cancel. Only changes made by this process are reported; a
- * waiter also reads its job again every `recheckMs`, for changes made by
- * another process sharing the database.
+ * route each cancel. Only changes made by this process are reported, so a
+ * waiting request also reads its job again every second (`RECHECK_MS` in
+ * routes/jobs.ts), for changes made by another process sharing the database.
  */
 export interface JobWatch {
   /**
