@@ -238,4 +238,21 @@ describe('graceful shutdown', () => {
     expect(answered.headers.get('preference-applied')).toBe('wait=60');
     expect(answered.body.status).toBe('queued');
   });
+
+  it('answers a request waiting on one process when another process sharing the database ends the job', async () => {
+    const dataDir = newDataDir();
+    const first = await startServiceProcess(dataDir);
+    const second = await startServiceProcess(dataDir);
+    const submitted = await submitRaw(first.url, (await noiseJpeg(64, 48)).bytes, '?delayMs=3600000');
+    expect(submitted.status).toBe(202);
+    const waiting = call(`${second.url}/jobs/${String(submitted.body.id)}`, { headers: { prefer: 'wait=60' } });
+    await waitFor(async () => /^image_jobs_waiting_requests 1$/m.test(await (await fetch(`${second.url}/metrics`)).text()) || null);
+
+    // The cancel is seen by the first process only: the second reads the job again on its own.
+    expect((await call(`${first.url}/jobs/${String(submitted.body.id)}/cancel`, { method: 'POST' })).status).toBe(200);
+    const answered = await waiting;
+    expect(answered.headers.get('preference-applied')).toBe('wait=60');
+    expect(answered.body.status).toBe('cancelled');
+    for (const service of [first, second]) expect((await service.kill('SIGTERM')).code).toBe(0);
+  });
 });
