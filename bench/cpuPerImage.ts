@@ -12,22 +12,22 @@
  * not by process), so none is printed.
  *
  * Each round measures the service against plain sharp, then the durable
- * floor (bench/durableFloor.ts: upload to a temp file, fsyncs, header,
- * the service's converter, nothing else) against plain sharp again: what the
+ * floor (bench/durableFloor.ts: upload to a temp file, fsyncs, header, the
+ * service's converter, nothing else) against plain sharp again. What the
  * service costs above the floor is what its database, queue, API, logs,
  * metrics and the client's second request per job (the wait for its end)
- * cost; what the floor costs above plain
- * sharp is the upload and the fsyncs that durability asks for. The floor
- * runs in the service's own environment (read from /proc/<pid>/environ), so
- * both have scripts/start.sh's allocator settings.
+ * cost; what the floor costs above plain sharp is the upload and the fsyncs
+ * that durability asks for. The floor runs in the service's own environment
+ * (read from /proc/<pid>/environ), so both have scripts/start.sh's allocator
+ * settings.
  *
  * Per pair: the server's CPU over `--jobs` images (all threads, from
  * /proc/<pid>/stat), its client's (this process: submitting, and for the
- * service waiting for each job's end and reading its log), and plain sharp's over as many
- * conversions (its own report). `cpu_ratio` is plain sharp's over the
- * service's and its client's, `cpu_ratio_service` over the service's alone,
- * `cpu_ratio_floor` plain sharp's over the floor's and its client's. The
- * medians of the rounds are printed last.
+ * service waiting for each job's end and reading its log), and plain sharp's
+ * over as many conversions (its own report). `cpu_ratio` is plain sharp's
+ * over the service's and its client's, `cpu_ratio_service` over the
+ * service's alone, `cpu_ratio_floor` plain sharp's over the floor's and its
+ * client's. The medians of the rounds are printed last.
  *
  * The service takes its settings from the environment as it always does
  * (`MALLOC_MMAP_THRESHOLD_=… npm run bench:cpu` measures another threshold,
