@@ -53,14 +53,14 @@ async function convert(id: number, req: http.IncomingMessage): Promise<number> {
   try {
     await receive(req, input);
     const header = await readHeader(input);
-    const controller = new AbortController();
     const converted = await converter.convert({
       input,
       header,
       output: temp,
       index: 0,
       options: { format: 'webp' },
-      signal: controller.signal,
+      // Never aborted: the floor has no cancel and no shutdown of its own.
+      signal: new AbortController().signal,
       deadline: Date.now() + config.jobTimeoutMs,
     });
     await fsyncPath(temp);

@@ -12,6 +12,7 @@ export interface JobWatch {
    * the wait is kept after it resolves.
    */
   wait(jobId: number, ms: number, signal: AbortSignal): Promise<void>;
+  /** Ends every wait on `jobId` now. */
   changed(jobId: number): void;
   /** Ends every wait now (shutdown). */
   wakeAll(): void;
