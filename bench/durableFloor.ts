@@ -19,7 +19,7 @@ import { createConverter } from '../src/image/convert.js';
 import { readHeader } from '../src/image/header.js';
 import { configureSharp } from '../src/image/sharpSettings.js';
 import { Semaphore } from '../src/queue/semaphore.js';
-import { close, fsync, open, removeFile, write } from '../src/storage/fsCalls.js';
+import { close, fsync, open, removeFile, writeAll } from '../src/storage/fsCalls.js';
 import { fsyncPath } from '../src/storage/fsync.js';
 
 const config = loadConfig(process.env);
@@ -36,9 +36,7 @@ const converter = createConverter({
 async function receive(req: http.IncomingMessage, file: string): Promise<void> {
   const fd = await open(file, 'wx');
   try {
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      for (let done = 0; done < chunk.length; ) done += (await write(fd, chunk, done)).bytesWritten;
-    }
+    for await (const chunk of req as AsyncIterable<Buffer>) await writeAll(fd, chunk);
     await fsync(fd);
   } finally {
     await close(fd);

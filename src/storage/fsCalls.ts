@@ -14,6 +14,14 @@ export const close = promisify(fs.close);
 
 const unlink = promisify(fs.unlink);
 
+/** Writes all of `chunk` at the file's position: `write` may take fewer bytes than it is given. */
+export async function writeAll(fd: number, chunk: Buffer): Promise<void> {
+  for (let offset = 0; offset < chunk.length; ) {
+    const { bytesWritten } = await write(fd, chunk, offset, chunk.length - offset);
+    offset += bytesWritten;
+  }
+}
+
 /** Deletes a file; one already gone is fine. One call, where `fsp.rm` first stats the path. */
 export async function removeFile(file: string): Promise<void> {
   try {

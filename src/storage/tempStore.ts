@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { close, fsync, open, removeFile, write } from './fsCalls.js';
+import { close, fsync, open, removeFile, writeAll } from './fsCalls.js';
 import { heldFsync } from './fsync.js';
 
 /**
@@ -51,13 +51,6 @@ export interface WrittenInput {
   readonly synced: Promise<void>;
   /** The first `HEAD_BYTES` bytes (fewer for a smaller file), so the format is sniffed and the header read without reading the file again. */
   readonly head: Buffer;
-}
-
-async function writeAll(fd: number, chunk: Buffer): Promise<void> {
-  for (let offset = 0; offset < chunk.length; ) {
-    const { bytesWritten } = await write(fd, chunk, offset, chunk.length - offset);
-    offset += bytesWritten;
-  }
 }
 
 export type TempStore = ReturnType<typeof createTempStore>;
