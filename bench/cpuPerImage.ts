@@ -80,7 +80,9 @@ const ratio = (pair: Pair): number => pair.plain / (pair.server + pair.client);
 async function measure(contender: Contender, run: { config: Config; input: string; out: string; warmUp: number }): Promise<Pair> {
   const pid = contender.child.process.pid;
   if (pid === undefined) throw new Error(`the ${contender.name} has no pid`);
-  const plain = startSharpLoop({ root, baseline: plainBaseline(), config: run.config, input: run.input, out: run.out, count: jobs, warmUp: run.warmUp });
+  const plain = startSharpLoop({ root, baseline: plainBaseline(), config: run.config, input: run.input, out: run.out, warmUp: run.warmUp });
+  // Plain sharp warms up and converts while the contender does.
+  const plainSegment = plain.ready.then(() => plain.segment(jobs));
   let before: { server: number; mainThread: number; client: NodeJS.CpuUsage };
   try {
     await contender.drive(run.warmUp);
@@ -89,15 +91,18 @@ async function measure(contender: Contender, run: { config: Config; input: strin
   } catch (error) {
     // A failed pair leaves no sharp loop running behind it.
     plain.process.kill('SIGKILL');
-    await plain.done.catch(() => undefined);
+    await plain.finish().catch(() => undefined);
+    await plainSegment.catch(() => undefined);
     throw error;
   }
   const client = process.cpuUsage(before.client);
+  const { cpuSeconds: plainCpu } = await plainSegment;
+  await plain.finish();
   return {
     server: perImage(cpuSeconds(pid) - before.server),
     mainThread: perImage(cpuSeconds(pid, 'main thread') - before.mainThread),
     client: perImage((client.user + client.system) / 1e6),
-    plain: perImage((await plain.done).cpuSeconds),
+    plain: perImage(plainCpu),
   };
 }
 

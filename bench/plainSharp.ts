@@ -1,28 +1,35 @@
 /**
- * The baselines of `bench/soak.ts`: sharp converting one image file to WebP
- * files, `--count` times, with `--in-flight` conversions at once
- * (CONVERT_CONCURRENCY), in a process of its own that loads nothing but
+ * The baselines of `bench/soak.ts` and `bench/cpuPerImage.ts`: sharp
+ * converting one image file to WebP files, with `--in-flight` conversions at
+ * once (CONVERT_CONCURRENCY), in a process of its own that loads nothing but
  * sharp. It runs the same sharp pipeline as src/image/convert.ts (fail on
  * errors, pixel limit, auto-orient, sRGB, WebP quality and effort, file to
- * file); bench/soak.ts passes the service's values on the command line.
+ * file); the benches pass the service's values on the command line.
  *
  * `--settings` says which sharp it is:
  * - `plain` (the baseline of `ratio_speed` and `ratio_peak_rss`): sharp as it
  *   comes — its own default threads per image and operation cache. What the
  *   process is started with (the default allocator and thread pool, no V8
- *   flags) is bench/soak.ts's side of it.
+ *   flags) is the bench's side of it.
  * - `tuned`: sharp given the service's own settings (`configureSharp()`:
  *   one thread per image, cache off); bench/soak.ts starts it with the
  *   environment and node flags scripts/start.sh gave the service, so only the
  *   service's own work differs.
  *
- * Run compiled under plain node (bench/soak.ts does that); prints one JSON line:
- * `{"msg":"done","images":N,"seconds":S,"cpuSeconds":C,"maxHeapTotalBytes":H,"threadsPerImage":T,"cacheMiB":M,"cacheFiles":F}`
- * (C: CPU time of all threads during the run; H: the V8 heap's largest size,
- * sampled every 250 ms; T, M, F: sharp's settings in effect).
+ * Run compiled under plain node (bench/lib/sharpLoop.ts does that). It
+ * converts `--warmup` images, prints `{"msg":"ready"}`, then reads its stdin:
+ * each line is a count, the conversions of one measured segment, answered
+ * when they are done by
+ * `{"msg":"segment","images":N,"seconds":S,"cpuSeconds":C}` (C: CPU time of
+ * all threads during the segment). Between segments it idles, so a bench can
+ * take turns with other processes on the same cores. When stdin ends it
+ * prints `{"msg":"done","maxHeapTotalBytes":H,"threadsPerImage":T,"cacheMiB":M,"cacheFiles":F}`
+ * (H: the V8 heap's largest size, sampled every 250 ms; T, M, F: sharp's
+ * settings in effect) and exits.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { configureSharp } from '../src/image/sharpSettings.js';
@@ -31,7 +38,6 @@ const { values } = parseArgs({
   options: {
     input: { type: 'string' },
     out: { type: 'string' },
-    count: { type: 'string', default: '2000' },
     warmup: { type: 'string', default: '10' },
     'in-flight': { type: 'string' },
     quality: { type: 'string' },
@@ -49,7 +55,7 @@ function integer(name: keyof typeof values, min = 1): number {
 }
 
 if (values.input === undefined || values.out === undefined || (values.settings !== 'plain' && values.settings !== 'tuned')) {
-  throw new Error('usage: plainSharp --input <image> --out <folder> --in-flight N --quality Q --effort E --max-pixels P [--settings plain|tuned] [--count N] [--warmup N]');
+  throw new Error('usage: plainSharp --input <image> --out <folder> --in-flight N --quality Q --effort E --max-pixels P [--settings plain|tuned] [--warmup N]');
 }
 const input = values.input;
 const out = values.out;
@@ -70,7 +76,7 @@ function convert(index: number): Promise<unknown> {
     .toFile(path.join(out, `${index}.webp`));
 }
 
-/** Converts `count` times, `inFlight` at a time. */
+/** Converts `count` times, `inFlight` at a time, naming the files from `first` on. */
 async function run(count: number, first: number): Promise<void> {
   let next = 0;
   await Promise.all(
@@ -88,24 +94,22 @@ const heapSampler = setInterval(() => {
   maxHeapTotalBytes = Math.max(maxHeapTotalBytes, process.memoryUsage().heapTotal);
 }, 250);
 
-const count = Number(values.count);
-await run(Number(values.warmup), count);
-const started = performance.now();
-const cpuBefore = process.cpuUsage();
-await run(count, 0);
-const cpu = process.cpuUsage(cpuBefore);
+const warmUp = integer('warmup', 0);
+await run(warmUp, 0);
+console.log(JSON.stringify({ msg: 'ready' }));
+
+let converted = warmUp;
+for await (const line of readline.createInterface({ input: process.stdin })) {
+  const count = Number(line);
+  if (!Number.isInteger(count) || count < 1) throw new Error(`a segment is a positive count of conversions (got ${JSON.stringify(line)})`);
+  const started = performance.now();
+  const cpuBefore = process.cpuUsage();
+  await run(count, converted);
+  const cpu = process.cpuUsage(cpuBefore);
+  converted += count;
+  console.log(JSON.stringify({ msg: 'segment', images: count, seconds: (performance.now() - started) / 1_000, cpuSeconds: (cpu.user + cpu.system) / 1e6 }));
+}
+
 clearInterval(heapSampler);
-const seconds = (performance.now() - started) / 1_000;
 const cache = sharp.cache();
-console.log(
-  JSON.stringify({
-    msg: 'done',
-    images: count,
-    seconds,
-    cpuSeconds: (cpu.user + cpu.system) / 1e6,
-    maxHeapTotalBytes,
-    threadsPerImage: sharp.concurrency(),
-    cacheMiB: cache.memory.max,
-    cacheFiles: cache.files.max,
-  }),
-);
+console.log(JSON.stringify({ msg: 'done', maxHeapTotalBytes, threadsPerImage: sharp.concurrency(), cacheMiB: cache.memory.max, cacheFiles: cache.files.max }));

@@ -3,7 +3,7 @@
  * the HTTP API of the built service, started by scripts/start.sh the way
  * `npm start` does, keeping 2 x MAX_CONCURRENT_JOBS jobs outstanding. Its RSS
  * is read from outside (/proc/<pid>/status) every 250 ms, its own figures
- * (`GET /debug/memory-stats`) every second. Then sharp alone does the same
+ * (`GET /debug/memory-stats`) every second. Sharp alone does as many
  * conversions file to file (same image, pipeline, WebP quality and effort)
  * with CONVERT_CONCURRENCY in flight, in a process of its own that loads
  * nothing but sharp (bench/plainSharp.ts), sampled the same way, twice:
@@ -20,12 +20,19 @@
  *   scripts/start.sh gave the service, so that only the service's own work
  *   (HTTP, database, queue, files) differs.
  *
- * Prints speed, peak RSS, RSS growth over the run, heap and external at the
- * end, temp files at the end, rows after a sweep, file descriptors and
- * handles at rest before and after, and the ratios against both; draws the
- * RSS of all three over time into docs/soak-rss.svg.
+ * The three take turns on the machine, `--rounds` times (default 4): in each
+ * round each runs its share of the jobs alone while the others idle, in an
+ * order that rotates from round to round. A shared machine's load drifts over
+ * minutes; taking turns spreads that drift over all three instead of handing
+ * it to whichever ran last. Speed is each one's images over the seconds of
+ * its own turns; `ratio_speed` is printed for each round too.
+ *
+ * Prints speed, peak RSS, RSS growth over the service's turns, heap and
+ * external at the end, temp files at the end, rows after a sweep, file
+ * descriptors and handles at rest before and after, and the ratios against
+ * both; draws the RSS of all three over time into docs/soak-rss.svg.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -36,20 +43,24 @@ import { loadConfig, type Config } from '../src/config.js';
 import { spawnServer } from './lib/childService.js';
 import { send } from './lib/httpLoad.js';
 import { loadAverages, median } from './lib/figures.js';
-import { driveJobs, type DriveResult } from './lib/jobDriver.js';
-import { cpuSeconds, environment, nodeFlags, openFds, sampleRss, type RssSample } from './lib/processStats.js';
-import { plainBaseline, realSizeImage, startSharpLoop, type Baseline, type SharpLoopReport } from './lib/sharpLoop.js';
+import { driveJobs } from './lib/jobDriver.js';
+import { cpuSeconds, environment, nodeFlags, openFds, sampleRss, type RssSample, type RssSampler } from './lib/processStats.js';
+import { plainBaseline, realSizeImage, startSharpLoop, type Baseline, type SharpLoop, type SharpLoopReport } from './lib/sharpLoop.js';
 import { lineChart } from './lib/svgChart.js';
 
-const { values } = parseArgs({ options: { jobs: { type: 'string', default: '2000' }, 'skip-tuned': { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: { jobs: { type: 'string', default: '2000' }, rounds: { type: 'string', default: '4' }, 'skip-tuned': { type: 'boolean', default: false } },
+});
 const jobs = Number(values.jobs);
-if (!Number.isInteger(jobs) || jobs < 8) throw new Error('--jobs must be an integer of at least 8');
+const rounds = Number(values.rounds);
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive integer');
+if (!Number.isInteger(jobs) || jobs < 8 * rounds) throw new Error('--jobs must be an integer of at least 8 per round');
 
 const root = path.resolve(import.meta.dirname, '..');
 const CHART = path.join(root, 'docs/soak-rss.svg');
 const RSS_INTERVAL_MS = 250;
 const STATS_INTERVAL_MS = 1_000;
-/** Jobs (and plain sharp conversions) run before measuring, in multiples of the jobs kept outstanding. */
+/** Jobs (and sharp's conversions) run before measuring, in multiples of the jobs kept outstanding. */
 const WARM_UP_ROUNDS = 2;
 /** How long the service is left alone before its figures at rest are read: idle sockets close, timers settle. */
 const REST_MS = 1_500;
@@ -74,182 +85,267 @@ interface MemoryStats {
   node: { heap_total_bytes: number; heap_used_bytes: number; external_bytes: number; running_jobs: number; temp_files: { files: number } };
 }
 
-interface OursResult {
-  readonly run: DriveResult;
-  /** CPU time of the service's threads during the measured run. */
+/** One turn on the machine: its conversions, their time and CPU, and when it ran (ms since the soak started). */
+interface Turn {
+  readonly images: number;
+  readonly seconds: number;
+  /** CPU time of all the process's threads during the turn. */
   readonly cpuSeconds: number;
-  /** Of which the main thread's: JavaScript, the event loop, SQLite. */
-  readonly mainThreadCpuSeconds: number;
-  readonly rss: RssSample[];
-  readonly stats: StatsSample[];
-  /** The measured run, in ms since the process was spawned. */
-  readonly window: { readonly fromMs: number; readonly toMs: number };
-  readonly atRestBefore: { fds: number; handles: number };
-  readonly atRestAfter: { fds: number; handles: number };
-  readonly end: { heapUsedBytes: number; externalBytes: number; tempFiles: number };
-  readonly rowsAfterSweep: number;
-  readonly exitCode: number | null;
+  readonly fromMs: number;
+  readonly toMs: number;
+}
+
+/** The service or a sharp baseline: takes its turns, then ends. */
+interface Contender {
+  readonly name: 'ours' | 'plain sharp' | 'tuned sharp';
+  readonly turns: Turn[];
+  takeTurn(images: number): Promise<void>;
+}
+
+interface AtRest {
+  readonly fds: number;
+  readonly handles: number;
+}
+
+interface Ours extends Contender {
+  readonly process: ChildProcess;
+  /** Jobs by final status, over all turns. */
+  readonly statuses: Record<string, number>;
+  /** CPU time of its main thread (JavaScript, the event loop, SQLite) over all turns. */
+  mainThreadCpuSeconds(): number;
+  readonly atRestBefore: AtRest;
   /** What scripts/start.sh added to or changed in the environment it was given (allocator, thread pool). */
   readonly startShEnv: Record<string, string>;
   /** The node options scripts/start.sh started the service with. */
   readonly nodeFlags: string[];
+  finish(): Promise<OursEnd>;
 }
 
-async function runOurs(config: Config, env: NodeJS.ProcessEnv, image: Buffer): Promise<OursResult> {
-  const spawnedAt = performance.now();
-  const child = await spawnServer('sh', ['scripts/start.sh'], env, root);
-  try {
-    const pid = child.process.pid;
-    if (pid === undefined) throw new Error('the service has no pid');
-    const base = `http://127.0.0.1:${child.port}`;
-    const given: NodeJS.ProcessEnv = { ...process.env, ...env };
-    // The shell's own bookkeeping (`cd` sets OLDPWD) is no setting.
-    const startShEnv = Object.fromEntries(Object.entries(environment(pid)).filter(([name, value]) => given[name] !== value && !SHELL_VARIABLES.has(name)));
-    const flags = nodeFlags(pid);
-    const stats = async (): Promise<MemoryStats> => JSON.parse((await send(false, 'GET', `${base}/debug/memory-stats`)).text) as MemoryStats;
-    /** Waits until no attempt runs, leaves the service alone, then reads its descriptors and handles. */
-    const atRest = async (): Promise<{ fds: number; handles: number }> => {
-      while ((await stats()).node.running_jobs > 0) await delay(100);
-      await delay(REST_MS);
-      const fds = openFds(pid);
-      return { fds, handles: (await stats()).memory_stats.num_goroutines };
-    };
-    const rssSampler = sampleRss(pid, RSS_INTERVAL_MS, spawnedAt);
-    const inFlight = config.maxConcurrentJobs * 2;
-    const drive = (total: number, agent: http.Agent) => driveJobs({ base, agent, body: image, contentType: 'image/jpeg', total, inFlight });
-
-    // Warm-up: JIT, libvips' threads, SQLite's pages. Its agent is destroyed so no client socket stays open at rest.
-    const warmAgent = new http.Agent({ keepAlive: true });
-    await drive(inFlight * WARM_UP_ROUNDS, warmAgent);
-    warmAgent.destroy();
-    const atRestBefore = await atRest();
-
-    const statsSamples: StatsSample[] = [];
-    const statsTimer = setInterval(() => {
-      const ms = performance.now() - spawnedAt;
-      stats().then(
-        ({ node }) => statsSamples.push({ ms, heapTotalBytes: node.heap_total_bytes, heapUsedBytes: node.heap_used_bytes, externalBytes: node.external_bytes }),
-        (error: unknown) => console.error('memory-stats failed:', error),
-      );
-    }, STATS_INTERVAL_MS);
-    const agent = new http.Agent({ keepAlive: true });
-    const fromMs = performance.now() - spawnedAt;
-    const cpuBefore = cpuSeconds(pid);
-    const mainBefore = cpuSeconds(pid, 'main thread');
-    const run = await drive(jobs, agent);
-    const toMs = performance.now() - spawnedAt;
-    const cpu = cpuSeconds(pid) - cpuBefore;
-    const mainThreadCpu = cpuSeconds(pid, 'main thread') - mainBefore;
-    clearInterval(statsTimer);
-    agent.destroy();
-
-    const final = await stats();
-    const end = { heapUsedBytes: final.node.heap_used_bytes, externalBytes: final.node.external_bytes, tempFiles: final.node.temp_files.files };
-    await send(false, 'POST', `${base}/debug/memory/cleanup-images`);
-    const { counts } = JSON.parse((await send(false, 'GET', `${base}/stats`)).text) as { counts: Record<string, number> };
-    const rowsAfterSweep = Object.values(counts).reduce((sum, n) => sum + n, 0);
-    const atRestAfter = await atRest();
-    const rss = rssSampler.stop();
-    const exitCode = await child.stop();
-    return { run, cpuSeconds: cpu, mainThreadCpuSeconds: mainThreadCpu, rss, stats: statsSamples, window: { fromMs, toMs }, atRestBefore, atRestAfter, end, rowsAfterSweep, exitCode, startShEnv, nodeFlags: flags };
-  } finally {
-    child.process.kill('SIGKILL');
-  }
-}
-
-interface PlainResult extends SharpLoopReport {
+interface OursEnd {
   readonly rss: RssSample[];
+  readonly stats: StatsSample[];
+  readonly atRestAfter: AtRest;
+  readonly end: { heapUsedBytes: number; externalBytes: number; tempFiles: number };
+  readonly rowsAfterSweep: number;
+  readonly exitCode: number | null;
+}
+
+/** Starts the service, warms it up and reads its figures at rest; `processes` gets its child, to be killed if the soak fails. */
+async function startOurs(config: Config, env: NodeJS.ProcessEnv, image: Buffer, origin: number, processes: ChildProcess[]): Promise<Ours> {
+  const child = await spawnServer('sh', ['scripts/start.sh'], env, root);
+  processes.push(child.process);
+  const pid = child.process.pid;
+  if (pid === undefined) throw new Error('the service has no pid');
+  const base = `http://127.0.0.1:${child.port}`;
+  const given: NodeJS.ProcessEnv = { ...process.env, ...env };
+  // The shell's own bookkeeping (`cd` sets OLDPWD) is no setting.
+  const startShEnv = Object.fromEntries(Object.entries(environment(pid)).filter(([name, value]) => given[name] !== value && !SHELL_VARIABLES.has(name)));
+  const stats = async (): Promise<MemoryStats> => JSON.parse((await send(false, 'GET', `${base}/debug/memory-stats`)).text) as MemoryStats;
+  /** Waits until no attempt runs, leaves the service alone, then reads its descriptors and handles. */
+  const atRest = async (): Promise<AtRest> => {
+    while ((await stats()).node.running_jobs > 0) await delay(100);
+    await delay(REST_MS);
+    const fds = openFds(pid);
+    return { fds, handles: (await stats()).memory_stats.num_goroutines };
+  };
+  const rssSampler = sampleRss(pid, RSS_INTERVAL_MS, origin);
+  const inFlight = config.maxConcurrentJobs * 2;
+  const drive = (total: number, agent: http.Agent) => driveJobs({ base, agent, body: image, contentType: 'image/jpeg', total, inFlight });
+
+  // Warm-up: JIT, libvips' threads, SQLite's pages. Its agent is destroyed so no client socket stays open at rest.
+  const warmAgent = new http.Agent({ keepAlive: true });
+  await drive(inFlight * WARM_UP_ROUNDS, warmAgent);
+  warmAgent.destroy();
+  const atRestBefore = await atRest();
+
+  // One small request a second, in every turn: the heap and external lines of the chart.
+  const statsSamples: StatsSample[] = [];
+  const statsTimer = setInterval(() => {
+    const ms = performance.now() - origin;
+    stats().then(
+      ({ node }) => statsSamples.push({ ms, heapTotalBytes: node.heap_total_bytes, heapUsedBytes: node.heap_used_bytes, externalBytes: node.external_bytes }),
+      (error: unknown) => console.error('memory-stats failed:', error),
+    );
+  }, STATS_INTERVAL_MS);
+  const agent = new http.Agent({ keepAlive: true });
+  const turns: Turn[] = [];
+  const statuses: Record<string, number> = {};
+  let mainThreadCpu = 0;
+
+  return {
+    name: 'ours',
+    process: child.process,
+    turns,
+    statuses,
+    mainThreadCpuSeconds: () => mainThreadCpu,
+    atRestBefore,
+    startShEnv,
+    nodeFlags: nodeFlags(pid),
+    async takeTurn(images) {
+      const fromMs = performance.now() - origin;
+      const cpuBefore = cpuSeconds(pid);
+      const mainBefore = cpuSeconds(pid, 'main thread');
+      const run = await drive(images, agent);
+      turns.push({ images, seconds: run.seconds, cpuSeconds: cpuSeconds(pid) - cpuBefore, fromMs, toMs: performance.now() - origin });
+      mainThreadCpu += cpuSeconds(pid, 'main thread') - mainBefore;
+      for (const [status, n] of Object.entries(run.statuses)) statuses[status] = (statuses[status] ?? 0) + n;
+    },
+    async finish() {
+      clearInterval(statsTimer);
+      agent.destroy();
+      const final = await stats();
+      const end = { heapUsedBytes: final.node.heap_used_bytes, externalBytes: final.node.external_bytes, tempFiles: final.node.temp_files.files };
+      await send(false, 'POST', `${base}/debug/memory/cleanup-images`);
+      const { counts } = JSON.parse((await send(false, 'GET', `${base}/stats`)).text) as { counts: Record<string, number> };
+      const rowsAfterSweep = Object.values(counts).reduce((sum, n) => sum + n, 0);
+      const atRestAfter = await atRest();
+      const rss = rssSampler.stop();
+      const exitCode = await child.stop();
+      return { rss, stats: statsSamples, atRestAfter, end, rowsAfterSweep, exitCode };
+    },
+  };
+}
+
+interface SharpContender extends Contender {
+  finish(): Promise<SharpLoopReport & { readonly rss: RssSample[] }>;
+}
+
+/** Starts a sharp baseline and waits for its warm-up; its RSS is sampled as the service's is. */
+async function startSharp(name: 'plain sharp' | 'tuned sharp', config: Config, baseline: Baseline, input: string, out: string, origin: number, processes: ChildProcess[]): Promise<SharpContender> {
+  const loop: SharpLoop = startSharpLoop({ root, baseline, config, input, out, warmUp: config.maxConcurrentJobs * 2 * WARM_UP_ROUNDS });
+  processes.push(loop.process);
+  const pid = loop.process.pid;
+  if (pid === undefined) throw new Error(`${name} has no pid`);
+  const rssSampler: RssSampler = sampleRss(pid, RSS_INTERVAL_MS, origin);
+  await loop.ready;
+  const turns: Turn[] = [];
+  return {
+    name,
+    turns,
+    async takeTurn(images) {
+      const fromMs = performance.now() - origin;
+      const { seconds, cpuSeconds: cpu } = await loop.segment(images);
+      turns.push({ images, seconds, cpuSeconds: cpu, fromMs, toMs: performance.now() - origin });
+    },
+    async finish() {
+      // The sampler stops whether or not the baseline ends well.
+      const rss: RssSample[] = [];
+      const report = await loop.finish().finally(() => rss.push(...rssSampler.stop()));
+      return { ...report, rss };
+    },
+  };
 }
 
 /** Sharp with the service's settings, environment and node flags (those scripts/start.sh gave it). */
-function tunedBaseline(ours: OursResult): Baseline {
+function tunedBaseline(ours: Ours): Baseline {
   return { settings: 'tuned', env: { ...process.env, ...ours.startShEnv }, nodeFlags: ours.nodeFlags };
 }
 
-/** Runs a sharp baseline over the soak's count of conversions, its RSS sampled as the service's was. */
-async function runPlainSharp(config: Config, baseline: Baseline, input: string, out: string): Promise<PlainResult> {
-  const spawnedAt = performance.now();
-  const loop = startSharpLoop({ root, baseline, config, input, out, count: jobs, warmUp: config.maxConcurrentJobs * 2 * WARM_UP_ROUNDS });
-  const pid = loop.process.pid;
-  if (pid === undefined) throw new Error(`${baseline.settings} sharp has no pid`);
-  const rss: RssSample[] = [];
-  const rssSampler = sampleRss(pid, RSS_INTERVAL_MS, spawnedAt);
-  // The sampler stops whether or not the baseline succeeds.
-  const report = await loop.done.finally(() => rss.push(...rssSampler.stop()));
-  return { ...report, rss };
+const total = (turns: readonly Turn[], pick: (turn: Turn) => number): number => turns.reduce((sum, turn) => sum + pick(turn), 0);
+/** Images per second over a contender's turns. */
+const speed = (turns: readonly Turn[]): number => total(turns, (t) => t.images) / total(turns, (t) => t.seconds);
+
+/**
+ * Median RSS of the last quarter of the service's time under load over that
+ * of its second quarter (the first is the warm-up's wake). Time under load is
+ * its turns laid end to end: the idle spans between them are left out.
+ */
+function growth(rss: readonly RssSample[], turns: readonly Turn[]): { ratio: number; q2: number; q4: number } {
+  const underLoad: { loadMs: number; rssBytes: number }[] = [];
+  let loadMs = 0;
+  for (const turn of turns) {
+    for (const sample of rss) if (sample.ms >= turn.fromMs && sample.ms <= turn.toMs) underLoad.push({ loadMs: loadMs + sample.ms - turn.fromMs, rssBytes: sample.rssBytes });
+    loadMs += turn.toMs - turn.fromMs;
+  }
+  const quarter = loadMs / 4;
+  const within = (from: number, to: number) => underLoad.filter((s) => s.loadMs >= from && s.loadMs < to).map((s) => s.rssBytes);
+  const q2 = median(within(quarter, 2 * quarter));
+  const q4 = median(within(3 * quarter, loadMs + 1));
+  return { ratio: q4 / q2, q2, q4 };
 }
 
-/** Median RSS of the last quarter of the run over that of its second quarter (the first is warm-up). */
-function growth(rss: readonly RssSample[], fromMs: number, toMs: number): { ratio: number; q2: number; q4: number } {
-  const quarter = (toMs - fromMs) / 4;
-  const within = (from: number, to: number) => rss.filter((s) => s.ms >= from && s.ms < to).map((s) => s.rssBytes);
-  const q2 = median(within(fromMs + quarter, fromMs + 2 * quarter));
-  const q4 = median(within(fromMs + 3 * quarter, toMs + 1));
-  return { ratio: q4 / q2, q2, q4 };
+/** The jobs of each round: `jobs` split as evenly as whole numbers allow. */
+function shares(): number[] {
+  return Array.from({ length: rounds }, (_, round) => Math.floor(jobs / rounds) + (round < jobs % rounds ? 1 : 0));
 }
 
 async function main(): Promise<void> {
   execFileSync('npm', ['run', 'build', '--silent'], { cwd: root, stdio: 'inherit' });
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-soak-'));
+  const processes: ChildProcess[] = [];
   try {
     const input = await realSizeImage(root, scratch);
     const image = fs.readFileSync(input);
     const meta = await sharp(image).metadata();
     // The bench reads the port from the service's `listening` log line, written at level info.
     const serviceEnv = { DATA_DIR: path.join(scratch, 'ours'), PORT: '0', MIN_FREE_DISK_BYTES: '0', LOG_LEVEL: 'info' };
-    const env = { ...process.env, ...serviceEnv };
-    const config = loadConfig(env);
+    const config = loadConfig({ ...process.env, ...serviceEnv });
 
     console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown'}, ${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, ${os.type()} ${os.release()}`);
-    console.log(`command: npm run bench:soak -- --jobs ${jobs}${values['skip-tuned'] ? ' --skip-tuned' : ''}`);
+    console.log(`command: npm run bench:soak -- --jobs ${jobs} --rounds ${rounds}${values['skip-tuned'] ? ' --skip-tuned' : ''}`);
     console.log(`load average at start: ${loadAverages()}`);
     console.log(`image: ${path.relative(root, input)} (${meta.width}x${meta.height} ${meta.format}, ${image.length} bytes) -> webp quality ${config.webpQuality} effort ${config.webpEffort}`);
     console.log(`service: MAX_CONCURRENT_JOBS=${config.maxConcurrentJobs} CONVERT_CONCURRENCY=${config.convertConcurrency} MAX_COMPLETED_JOBS=${config.maxCompletedJobs}, ${config.maxConcurrentJobs * 2} jobs outstanding\n`);
 
-    const oursLoad = os.loadavg()[0] ?? 0;
-    const ours = await runOurs(config, serviceEnv, image);
-    const plainLoad = os.loadavg()[0] ?? 0;
-    const plain = await runPlainSharp(config, plainBaseline(), input, path.join(scratch, 'plain'));
-    const tunedLoad = os.loadavg()[0] ?? 0;
-    const tuned = values['skip-tuned'] ? null : await runPlainSharp(config, tunedBaseline(ours), input, path.join(scratch, 'tuned'));
+    const origin = performance.now();
+    const ours = await startOurs(config, serviceEnv, image, origin, processes);
+    const plain = await startSharp('plain sharp', config, plainBaseline(), input, path.join(scratch, 'plain'), origin, processes);
+    const tuned = values['skip-tuned'] ? null : await startSharp('tuned sharp', config, tunedBaseline(ours), input, path.join(scratch, 'tuned'), origin, processes);
+    const contenders: Contender[] = [ours, plain, ...(tuned ? [tuned] : [])];
 
     const startSh = Object.entries(ours.startShEnv).map(([name, value]) => `${name}=${value}`).join(' ');
     console.log(`scripts/start.sh gave the service: environment ${startSh || '(nothing)'}; node flags ${ours.nodeFlags.join(' ') || '(none)'}`);
-    const sharpSettings = (result: PlainResult): string => `${result.threadsPerImage} thread(s) per image, cache ${result.cacheMiB} MiB / ${result.cacheFiles} files`;
-    console.log(`plain sharp: sharp's defaults (${sharpSettings(plain)}), the machine's default environment (no MALLOC_ARENA_MAX, LD_PRELOAD, UV_THREADPOOL_SIZE, NODE_OPTIONS), no node flags`);
-    if (tuned) console.log(`tuned sharp: the service's configureSharp() (${sharpSettings(tuned)}), with the environment and node flags scripts/start.sh gave the service`);
+    console.log(`plain sharp: sharp's defaults, the machine's default environment (no MALLOC_ARENA_MAX, LD_PRELOAD, UV_THREADPOOL_SIZE, NODE_OPTIONS), no node flags`);
+    if (tuned) console.log(`tuned sharp: the service's configureSharp(), with the environment and node flags scripts/start.sh gave the service`);
     console.log('');
 
-    const oursSpeed = jobs / ours.run.seconds;
-    const oursPeak = peak(ours.rss);
-    const rssGrowth = growth(ours.rss, ours.window.fromMs, ours.window.toMs);
-    const statuses = Object.entries(ours.run.statuses).map(([status, n]) => `${status} ${n}`).join(', ');
-    const line = (name: string, text: string) => console.log(`${name.padEnd(12)} ${text}`);
-    const load = (oneMinute: number): string => `(1-min load at its start ${oneMinute.toFixed(2)})`;
-    line('ours:', `${jobs} jobs (${statuses}) in ${ours.run.seconds.toFixed(1)} s = ${oursSpeed.toFixed(2)} images/s, peak RSS ${mib(oursPeak.rssBytes).toFixed(1)} MiB ${load(oursLoad)}`);
-    const sharpLine = (name: string, result: PlainResult, oneMinute: number): void =>
-      line(name, `${jobs} conversions in ${result.seconds.toFixed(1)} s = ${(jobs / result.seconds).toFixed(2)} images/s, peak RSS ${mib(peak(result.rss).rssBytes).toFixed(1)} MiB ${load(oneMinute)}`);
-    sharpLine('plain sharp:', plain, plainLoad);
-    if (tuned) sharpLine('tuned sharp:', tuned, tunedLoad);
+    for (const [round, images] of shares().entries()) {
+      // The order rotates, so that no one always follows the same other.
+      const order = contenders.map((_, k) => contenders[(round + k) % contenders.length] as Contender);
+      const load = os.loadavg()[0] ?? 0;
+      for (const contender of order) await contender.takeTurn(images);
+      const speeds = order.map((contender) => `${contender.name} ${speed(contender.turns.slice(-1)).toFixed(2)}`).join(', ');
+      const roundRatio = speed(ours.turns.slice(-1)) / speed(plain.turns.slice(-1));
+      console.log(`round ${round + 1} (${images} each, 1-min load at its start ${load.toFixed(2)}): images/s ${speeds}; ratio_speed ${roundRatio.toFixed(2)}`);
+    }
+    console.log('');
 
-    const oursHeapTotal = Math.max(...ours.stats.map((s) => s.heapTotalBytes));
+    const oursEnd = await ours.finish();
+    const plainEnd = await plain.finish();
+    const tunedEnd = tuned ? await tuned.finish() : null;
+
+    const oursSpeed = speed(ours.turns);
+    const oursPeak = peak(oursEnd.rss);
+    const rssGrowth = growth(oursEnd.rss, ours.turns);
+    const statuses = Object.entries(ours.statuses).map(([status, n]) => `${status} ${n}`).join(', ');
+    const seconds = (turns: readonly Turn[]): string => `${total(turns, (t) => t.seconds).toFixed(1)} s`;
+    const line = (name: string, text: string) => console.log(`${name.padEnd(12)} ${text}`);
+    line('ours:', `${jobs} jobs (${statuses}) in ${seconds(ours.turns)} = ${oursSpeed.toFixed(2)} images/s, peak RSS ${mib(oursPeak.rssBytes).toFixed(1)} MiB`);
+    const sharpSettings = (report: SharpLoopReport): string => `${report.threadsPerImage} thread(s) per image, cache ${report.cacheMiB} MiB / ${report.cacheFiles} files`;
+    const sharpLine = (contender: SharpContender, end: SharpLoopReport & { rss: RssSample[] }): void =>
+      line(`${contender.name}:`, `${jobs} conversions in ${seconds(contender.turns)} = ${speed(contender.turns).toFixed(2)} images/s, peak RSS ${mib(peak(end.rss).rssBytes).toFixed(1)} MiB; ${sharpSettings(end)}`);
+    sharpLine(plain, plainEnd);
+    if (tuned && tunedEnd) sharpLine(tuned, tunedEnd);
+
+    const oursHeapTotal = Math.max(...oursEnd.stats.map((s) => s.heapTotalBytes));
     const breakdown = (sample: RssSample, heapTotal: number): string =>
       `anonymous ${mib(sample.anonBytes).toFixed(1)} + file-backed ${mib(sample.fileBytes).toFixed(1)} MiB; V8 heap up to ${mib(heapTotal).toFixed(1)} MiB`;
-    const sharpBreakdown = (name: string, result: PlainResult | null): string => (result ? `; ${name} ${breakdown(peak(result.rss), result.maxHeapTotalBytes)}` : '');
-    console.log(`at peak: ours ${breakdown(oursPeak, oursHeapTotal)}${sharpBreakdown('plain sharp', plain)}${sharpBreakdown('tuned sharp', tuned)}`);
+    const sharpBreakdown = (name: string, end: (SharpLoopReport & { rss: RssSample[] }) | null): string => (end ? `; ${name} ${breakdown(peak(end.rss), end.maxHeapTotalBytes)}` : '');
+    console.log(`at peak: ours ${breakdown(oursPeak, oursHeapTotal)}${sharpBreakdown('plain sharp', plainEnd)}${sharpBreakdown('tuned sharp', tunedEnd)}`);
     const cpuPerImage = (cpu: number): string => `${((cpu / jobs) * 1_000).toFixed(1)} ms per image`;
-    const tunedCpu = tuned ? `, tuned sharp ${cpuPerImage(tuned.cpuSeconds)}` : '';
-    console.log(`cpu: ours ${cpuPerImage(ours.cpuSeconds)} (main thread ${cpuPerImage(ours.mainThreadCpuSeconds)}), plain sharp ${cpuPerImage(plain.cpuSeconds)}${tunedCpu} (all threads, user + system)`);
-    console.log(`rss_growth=${rssGrowth.ratio.toFixed(3)} (median RSS of the run's last quarter ${mib(rssGrowth.q4).toFixed(1)} MiB over its second quarter ${mib(rssGrowth.q2).toFixed(1)} MiB)`);
-    console.log(`end: heap_used_mb=${mib(ours.end.heapUsedBytes).toFixed(1)} external_mb=${mib(ours.end.externalBytes).toFixed(1)} temp_files=${ours.end.tempFiles} rows_after_sweep=${ours.rowsAfterSweep} (MAX_COMPLETED_JOBS ${config.maxCompletedJobs})`);
-    console.log(`at rest: fds_before=${ours.atRestBefore.fds} fds_after=${ours.atRestAfter.fds} handles_before=${ours.atRestBefore.handles} handles_after=${ours.atRestAfter.handles}; service exit code ${ours.exitCode}`);
+    const turnsCpu = (turns: readonly Turn[]): string => cpuPerImage(total(turns, (t) => t.cpuSeconds));
+    const tunedCpu = tuned ? `, tuned sharp ${turnsCpu(tuned.turns)}` : '';
+    console.log(`cpu: ours ${turnsCpu(ours.turns)} (main thread ${cpuPerImage(ours.mainThreadCpuSeconds())}), plain sharp ${turnsCpu(plain.turns)}${tunedCpu} (all threads, user + system)`);
+    console.log(`rss_growth=${rssGrowth.ratio.toFixed(3)} (median RSS of the last quarter of its time under load ${mib(rssGrowth.q4).toFixed(1)} MiB over its second quarter ${mib(rssGrowth.q2).toFixed(1)} MiB)`);
+    console.log(`end: heap_used_mb=${mib(oursEnd.end.heapUsedBytes).toFixed(1)} external_mb=${mib(oursEnd.end.externalBytes).toFixed(1)} temp_files=${oursEnd.end.tempFiles} rows_after_sweep=${oursEnd.rowsAfterSweep} (MAX_COMPLETED_JOBS ${config.maxCompletedJobs})`);
+    console.log(`at rest: fds_before=${ours.atRestBefore.fds} fds_after=${oursEnd.atRestAfter.fds} handles_before=${ours.atRestBefore.handles} handles_after=${oursEnd.atRestAfter.handles}; service exit code ${oursEnd.exitCode}`);
 
-    const ratios = (result: PlainResult) => ({ speed: oursSpeed / (jobs / result.seconds), peakRss: oursPeak.rssBytes / peak(result.rss).rssBytes });
-    const vsPlain = ratios(plain);
+    const ratios = (contender: SharpContender, end: { rss: RssSample[] }) => ({ speed: oursSpeed / speed(contender.turns), peakRss: oursPeak.rssBytes / peak(end.rss).rssBytes });
+    const vsPlain = ratios(plain, plainEnd);
     console.log(`ratio_speed=${vsPlain.speed.toFixed(2)}`);
     console.log(`ratio_peak_rss=${vsPlain.peakRss.toFixed(2)}`);
-    if (tuned) {
-      const vsTuned = ratios(tuned);
+    if (tuned && tunedEnd) {
+      const vsTuned = ratios(tuned, tunedEnd);
       console.log(`ratio_speed_vs_tuned_sharp=${vsTuned.speed.toFixed(2)}`);
       console.log(`ratio_peak_rss_vs_tuned_sharp=${vsTuned.peakRss.toFixed(2)}`);
     }
@@ -259,23 +355,28 @@ async function main(): Promise<void> {
       `targets (against plain sharp): growth <= 1.05 ${verdict(rssGrowth.ratio <= 1.05)}, ratio_peak_rss <= 1.2 ${verdict(vsPlain.peakRss <= 1.2)} (goal <= 1.0 ${verdict(vsPlain.peakRss <= 1.0)}), ratio_speed >= 0.95 ${verdict(vsPlain.speed >= 0.95)}`,
     );
 
-    const seconds = (ms: number): number => ms / 1_000;
-    const rssLine = (name: string, color: string, rss: readonly RssSample[]) => ({ name, color, points: rss.map((s): [number, number] => [seconds(s.ms), mib(s.rssBytes)]) });
+    const inSeconds = (ms: number): number => ms / 1_000;
+    const colors = { ours: '#1f6feb', 'plain sharp': '#e8710a', 'tuned sharp': '#bf3989' } as const;
+    const rssLine = (name: string, color: string, rss: readonly RssSample[]) => ({ name, color, points: rss.map((s): [number, number] => [inSeconds(s.ms), mib(s.rssBytes)]) });
     const svg = lineChart(
-      `RSS over time: ${jobs} jobs of ${meta.width}x${meta.height} JPEG -> WebP, ${os.availableParallelism()} cores`,
+      `RSS over time: ${jobs} jobs of ${meta.width}x${meta.height} JPEG -> WebP, ${os.availableParallelism()} cores, ${rounds} rounds of turns`,
       [
-        rssLine('image-jobs RSS', '#1f6feb', ours.rss),
-        rssLine('plain sharp RSS', '#e8710a', plain.rss),
-        ...(tuned ? [rssLine('tuned sharp RSS', '#bf3989', tuned.rss)] : []),
-        { name: 'image-jobs V8 heap used', color: '#2da44e', width: 1.5, points: ours.stats.map((s) => [seconds(s.ms), mib(s.heapUsedBytes)]) },
-        { name: 'image-jobs external', color: '#8250df', width: 1.5, points: ours.stats.map((s) => [seconds(s.ms), mib(s.externalBytes)]) },
+        rssLine('image-jobs RSS', colors.ours, oursEnd.rss),
+        rssLine('plain sharp RSS', colors['plain sharp'], plainEnd.rss),
+        ...(tunedEnd ? [rssLine('tuned sharp RSS', colors['tuned sharp'], tunedEnd.rss)] : []),
+        { name: 'image-jobs V8 heap used', color: '#2da44e', width: 1.5, points: oursEnd.stats.map((s) => [inSeconds(s.ms), mib(s.heapUsedBytes)]) },
+        { name: 'image-jobs external', color: '#8250df', width: 1.5, points: oursEnd.stats.map((s) => [inSeconds(s.ms), mib(s.externalBytes)]) },
       ],
-      { label: 'image-jobs measured run', fromS: seconds(ours.window.fromMs), toS: seconds(ours.window.toMs) },
+      {
+        xLabel: "seconds since the soak started; shaded: whose turn it is, in its RSS line's colour",
+        bands: contenders.flatMap((contender) => contender.turns.map((turn) => ({ fromS: inSeconds(turn.fromMs), toS: inSeconds(turn.toMs), color: colors[contender.name] }))),
+      },
     );
     fs.mkdirSync(path.dirname(CHART), { recursive: true });
     fs.writeFileSync(CHART, svg);
     console.log(`chart: ${path.relative(root, CHART)}`);
   } finally {
+    for (const child of processes) child.kill('SIGKILL');
     fs.rmSync(scratch, { recursive: true, force: true });
   }
 }

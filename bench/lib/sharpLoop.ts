@@ -52,11 +52,15 @@ export function plainBaseline(): Baseline {
   return { settings: 'plain', env, nodeFlags: [] };
 }
 
-/** What bench/plainSharp.ts reports at the end of its measured run. */
-export interface SharpLoopReport {
+/** What bench/plainSharp.ts reports for one measured segment. */
+export interface SegmentReport {
   readonly seconds: number;
-  /** CPU time of all its threads during the measured run, user and system. */
+  /** CPU time of all its threads during the segment, user and system. */
   readonly cpuSeconds: number;
+}
+
+/** What bench/plainSharp.ts reports when it ends. */
+export interface SharpLoopReport {
   readonly maxHeapTotalBytes: number;
   /** sharp's settings in effect: libvips threads per image, operation cache limits. */
   readonly threadsPerImage: number;
@@ -66,8 +70,12 @@ export interface SharpLoopReport {
 
 export interface SharpLoop {
   readonly process: ChildProcess;
-  /** Settles with the report once the process has exited 0; rejects otherwise. Its output folder is removed either way. */
-  readonly done: Promise<SharpLoopReport>;
+  /** Settles once its warm-up is done; rejects if it ends first. */
+  readonly ready: Promise<void>;
+  /** Runs one measured segment of `count` conversions; one at a time. */
+  segment(count: number): Promise<SegmentReport>;
+  /** Ends it and answers its report, once it has exited 0. Its process is killed and its output folder removed whether or not it succeeds. */
+  finish(): Promise<SharpLoopReport>;
 }
 
 export interface SharpLoopOptions {
@@ -78,8 +86,7 @@ export interface SharpLoopOptions {
   readonly input: string;
   /** A folder for its output files, removed when it ends. */
   readonly out: string;
-  /** Conversions measured, after `warmUp` that are not. */
-  readonly count: number;
+  /** Conversions run, unmeasured, before it is ready. */
   readonly warmUp: number;
 }
 
@@ -87,6 +94,7 @@ export interface SharpLoopOptions {
  * Starts a sharp baseline in its own process, compiled and run under node (no
  * TypeScript loader), doing the service's conversion with the service's
  * values: CONVERT_CONCURRENCY in flight, WebP quality and effort, pixel limit.
+ * It warms up, then converts only when a segment asks it to.
  */
 export function startSharpLoop(options: SharpLoopOptions): SharpLoop {
   const { root, baseline, config } = options;
@@ -100,27 +108,45 @@ export function startSharpLoop(options: SharpLoopOptions): SharpLoop {
   const args = [
     ...baseline.nodeFlags,
     entry,
-    ...['--input', options.input, '--out', options.out, '--count', String(options.count), '--warmup', String(options.warmUp), '--settings', baseline.settings],
+    ...['--input', options.input, '--out', options.out, '--warmup', String(options.warmUp), '--settings', baseline.settings],
     ...Object.entries(service).flatMap(([name, value]) => [name, String(value)]),
   ];
-  const child = spawn(process.execPath, args, { cwd: root, env: baseline.env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, args, { cwd: root, env: baseline.env, stdio: ['pipe', 'pipe', 'inherit'] });
   const exited = exitOf(child);
-  const done = (async (): Promise<SharpLoopReport> => {
-    try {
-      if (child.stdout === null) throw new Error(`${baseline.settings} sharp has no stdout`);
-      let report: SharpLoopReport | null = null;
-      for await (const line of readline.createInterface({ input: child.stdout })) {
-        const message = JSON.parse(line) as { msg: string } & SharpLoopReport;
-        if (message.msg === 'done') report = message;
+  if (child.stdin === null || child.stdout === null) throw new Error(`${baseline.settings} sharp has no stdin or stdout`);
+  const stdin = child.stdin;
+  // A write to a process that has died fails with EPIPE; `next` reports that end.
+  stdin.on('error', () => undefined);
+  const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+
+  /** The next message it prints, which must be `msg`. */
+  async function next<T>(msg: string): Promise<T> {
+    const line = await lines.next();
+    if (line.done === true) throw new Error(`${baseline.settings} sharp ended (exit ${(await exited).code}) before its ${msg} message`);
+    const message = JSON.parse(line.value) as { msg: string } & T;
+    if (message.msg !== msg) throw new Error(`${baseline.settings} sharp said ${line.value} where ${msg} was due`);
+    return message;
+  }
+
+  return {
+    process: child,
+    ready: next<unknown>('ready').then(() => undefined),
+    segment(count) {
+      stdin.write(`${count}\n`);
+      return next<SegmentReport>('segment');
+    },
+    async finish() {
+      try {
+        stdin.end();
+        const report = await next<SharpLoopReport>('done');
+        const { code } = await exited;
+        if (code !== 0) throw new Error(`${baseline.settings} sharp exited with ${code}`);
+        return report;
+      } finally {
+        child.kill('SIGKILL');
+        // Its thousands of output files are not needed once it is measured.
+        fs.rmSync(options.out, { recursive: true, force: true });
       }
-      const { code } = await exited;
-      if (code !== 0 || report === null) throw new Error(`${baseline.settings} sharp exited with ${code}`);
-      return report;
-    } finally {
-      child.kill('SIGKILL');
-      // Its thousands of output files are not needed once it is measured.
-      fs.rmSync(options.out, { recursive: true, force: true });
-    }
-  })();
-  return { process: child, done };
+    },
+  };
 }

@@ -8,10 +8,17 @@ export interface Series {
   readonly width?: number;
 }
 
+/** A span of time shaded behind the lines. */
 export interface Band {
-  readonly label: string;
   readonly fromS: number;
   readonly toS: number;
+  readonly color: string;
+}
+
+export interface ChartOptions {
+  /** What the seconds count from. */
+  readonly xLabel: string;
+  readonly bands?: readonly Band[];
 }
 
 const WIDTH = 900;
@@ -55,7 +62,7 @@ function niceStep(span: number, parts: number): number {
 
 const escape = (text: string): string => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-export function lineChart(title: string, series: readonly Series[], band?: Band): string {
+export function lineChart(title: string, series: readonly Series[], options: ChartOptions): string {
   const all = series.flatMap((line) => line.points);
   const maxX = Math.max(1, ...all.map(([x]) => x));
   const xStep = niceStep(maxX, 10);
@@ -74,11 +81,8 @@ export function lineChart(title: string, series: readonly Series[], band?: Band)
     `<rect width="${WIDTH}" height="${HEIGHT}" fill="#fff"/>`,
     `<text x="${MARGIN.left}" y="22" font-size="15" font-weight="bold">${escape(title)}</text>`,
   ];
-  if (band) {
-    parts.push(
-      `<rect x="${fixed(x(band.fromS))}" y="${top}" width="${fixed(x(band.toS) - x(band.fromS))}" height="${plotH}" fill="#f2f2f2"/>`,
-      `<text x="${fixed(x(band.fromS) + 4)}" y="${top + 14}" fill="#777">${escape(band.label)}</text>`,
-    );
+  for (const band of options.bands ?? []) {
+    parts.push(`<rect x="${fixed(x(band.fromS))}" y="${top}" width="${fixed(x(band.toS) - x(band.fromS))}" height="${plotH}" fill="${band.color}" fill-opacity="0.12"/>`);
   }
   for (let value = 0; value <= maxY; value += yStep) {
     parts.push(
@@ -92,7 +96,7 @@ export function lineChart(title: string, series: readonly Series[], band?: Band)
   parts.push(
     `<line x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${top + plotH}" y2="${top + plotH}" stroke="#333"/>`,
     `<line x1="${MARGIN.left}" x2="${MARGIN.left}" y1="${top}" y2="${top + plotH}" stroke="#333"/>`,
-    `<text x="${MARGIN.left + plotW / 2}" y="${HEIGHT - 10}" text-anchor="middle">seconds since the process started</text>`,
+    `<text x="${MARGIN.left + plotW / 2}" y="${HEIGHT - 10}" text-anchor="middle">${escape(options.xLabel)}</text>`,
     `<text transform="translate(16 ${top + plotH / 2}) rotate(-90)" text-anchor="middle">MiB</text>`,
   );
   for (const { line, x: legendX, row } of legend) {
