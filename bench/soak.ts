@@ -44,8 +44,8 @@ import { spawnServer } from './lib/childService.js';
 import { send } from './lib/httpLoad.js';
 import { loadAverages, median } from './lib/figures.js';
 import { driveJobs } from './lib/jobDriver.js';
-import { cpuSeconds, environment, nodeFlags, openFds, sampleRss, type RssSample, type RssSampler } from './lib/processStats.js';
-import { plainBaseline, realSizeImage, startSharpLoop, type Baseline, type SharpLoop, type SharpLoopReport } from './lib/sharpLoop.js';
+import { cpuSeconds, environment, nodeFlags, openFds, sampleRss, type RssSample } from './lib/processStats.js';
+import { plainBaseline, realSizeImage, startSharpLoop, type Baseline, type SharpLoopReport } from './lib/sharpLoop.js';
 import { lineChart } from './lib/svgChart.js';
 
 const { values } = parseArgs({
@@ -212,11 +212,11 @@ interface SharpContender extends Contender {
 
 /** Starts a sharp baseline and waits for its warm-up; its RSS is sampled as the service's is. */
 async function startSharp(name: 'plain sharp' | 'tuned sharp', config: Config, baseline: Baseline, input: string, out: string, origin: number, processes: ChildProcess[]): Promise<SharpContender> {
-  const loop: SharpLoop = startSharpLoop({ root, baseline, config, input, out, warmUp: config.maxConcurrentJobs * 2 * WARM_UP_ROUNDS });
+  const loop = startSharpLoop({ root, baseline, config, input, out, warmUp: config.maxConcurrentJobs * 2 * WARM_UP_ROUNDS });
   processes.push(loop.process);
   const pid = loop.process.pid;
   if (pid === undefined) throw new Error(`${name} has no pid`);
-  const rssSampler: RssSampler = sampleRss(pid, RSS_INTERVAL_MS, origin);
+  const rssSampler = sampleRss(pid, RSS_INTERVAL_MS, origin);
   await loop.ready;
   const turns: Turn[] = [];
   return {
