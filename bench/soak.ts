@@ -342,12 +342,12 @@ async function main(): Promise<void> {
 
     const ratios = (contender: SharpContender, end: { rss: RssSample[] }) => ({ speed: oursSpeed / speed(contender.turns), peakRss: oursPeak.rssBytes / peak(end.rss).rssBytes });
     const vsPlain = ratios(plain, plainEnd);
-    console.log(`ratio_speed=${vsPlain.speed.toFixed(2)}`);
-    console.log(`ratio_peak_rss=${vsPlain.peakRss.toFixed(2)}`);
+    console.log(`ratio_speed=${vsPlain.speed.toFixed(3)}`);
+    console.log(`ratio_peak_rss=${vsPlain.peakRss.toFixed(3)}`);
     if (tuned && tunedEnd) {
       const vsTuned = ratios(tuned, tunedEnd);
-      console.log(`ratio_speed_vs_tuned_sharp=${vsTuned.speed.toFixed(2)}`);
-      console.log(`ratio_peak_rss_vs_tuned_sharp=${vsTuned.peakRss.toFixed(2)}`);
+      console.log(`ratio_speed_vs_tuned_sharp=${vsTuned.speed.toFixed(3)}`);
+      console.log(`ratio_peak_rss_vs_tuned_sharp=${vsTuned.peakRss.toFixed(3)}`);
     }
     console.log(`load average at end: ${loadAverages()}`);
     const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
