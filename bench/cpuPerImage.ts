@@ -40,7 +40,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, type Config } from '../src/config.js';
-import { spawnServer, type Child } from './lib/childService.js';
+import { benchServiceEnv, spawnServer, type Child } from './lib/childService.js';
 import { compileForNode } from './lib/compile.js';
 import { loadAverages, median } from './lib/figures.js';
 import { postLoad } from './lib/httpLoad.js';
@@ -110,8 +110,7 @@ async function main(): Promise<void> {
   execFileSync('npm', ['run', 'build', '--silent'], { cwd: root, stdio: 'inherit' });
   const floorEntry = compileForNode(root, 'bench/durableFloor.ts');
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-cpu-'));
-  // The bench reads the port from the service's `listening` log line, written at level info.
-  const serviceEnv = { DATA_DIR: path.join(scratch, 'ours'), PORT: '0', MIN_FREE_DISK_BYTES: '0', LOG_LEVEL: 'info' };
+  const serviceEnv = benchServiceEnv(path.join(scratch, 'ours'));
   const servers: Child[] = [];
   try {
     const service = await spawnServer('sh', ['scripts/start.sh'], serviceEnv, root);

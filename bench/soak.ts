@@ -40,7 +40,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { loadConfig, type Config } from '../src/config.js';
-import { spawnServer } from './lib/childService.js';
+import { benchServiceEnv, spawnServer } from './lib/childService.js';
 import { send } from './lib/httpLoad.js';
 import { loadAverages, median } from './lib/figures.js';
 import { driveJobs } from './lib/jobDriver.js';
@@ -277,8 +277,7 @@ async function main(): Promise<void> {
     const input = await realSizeImage(root, scratch);
     const image = fs.readFileSync(input);
     const meta = await sharp(image).metadata();
-    // The bench reads the port from the service's `listening` log line, written at level info.
-    const serviceEnv = { DATA_DIR: path.join(scratch, 'ours'), PORT: '0', MIN_FREE_DISK_BYTES: '0', LOG_LEVEL: 'info' };
+    const serviceEnv = benchServiceEnv(path.join(scratch, 'ours'));
     const config = loadConfig({ ...process.env, ...serviceEnv });
 
     console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown'}, ${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, ${os.type()} ${os.release()}`);

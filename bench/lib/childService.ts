@@ -60,6 +60,15 @@ export function listeningPort(
   });
 }
 
+/**
+ * The environment an image bench gives the service on top of its own: a
+ * fresh DATA_DIR, an ephemeral port, no free-disk floor, and log level info,
+ * at which the service writes the `listening` line its port is read from.
+ */
+export function benchServiceEnv(dataDir: string): NodeJS.ProcessEnv {
+  return { DATA_DIR: dataDir, PORT: '0', MIN_FREE_DISK_BYTES: '0', LOG_LEVEL: 'info' };
+}
+
 /** Spawns a server process and waits until it says it listens. */
 export async function spawnServer(command: string, args: readonly string[], env: NodeJS.ProcessEnv, cwd: string): Promise<Child> {
   const child = spawn(command, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
