@@ -6,8 +6,8 @@
  *
  * When conversions keep every core busy (as in the soak), images/s is the
  * cores' time over the CPU time an image costs, so CPU per image compares
- * the two as `ratio_speed` does, without the drift of a shared machine
- * between two phases run one after the other. Images/s of two processes
+ * the two as `ratio_speed` does, with no time between them for a shared
+ * machine to drift in (the soak spreads that drift by taking turns). Images/s of two processes
  * running at once compares nothing (the kernel shares the cores by thread,
  * not by process), so none is printed.
  *
