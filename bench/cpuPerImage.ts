@@ -7,9 +7,9 @@
  * When conversions keep every core busy (as in the soak), images/s is the
  * cores' time over the CPU time an image costs, so CPU per image compares
  * the two as `ratio_speed` does, with no time between them for a shared
- * machine to drift in (the soak spreads that drift by taking turns). Images/s of two processes
- * running at once compares nothing (the kernel shares the cores by thread,
- * not by process), so none is printed.
+ * machine to drift in (the soak spreads that drift by taking turns).
+ * Images/s of two processes running at once compares nothing (the kernel
+ * shares the cores by thread, not by process), so none is printed.
  *
  * Each round measures the service against plain sharp, then the durable
  * floor (bench/durableFloor.ts: upload to a temp file, fsyncs, header, the
