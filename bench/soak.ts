@@ -27,10 +27,12 @@
  * it to whichever ran last. Speed is each one's images over the seconds of
  * its own turns; `ratio_speed` is printed for each round too.
  *
- * Prints speed, peak RSS, RSS growth over the service's turns, heap and
- * external at the end, temp files at the end, rows after a sweep, file
- * descriptors and handles at rest before and after, and the ratios against
- * both; draws the RSS of all three over time into docs/soak-rss.svg.
+ * Prints speed, peak RSS, CPU per image by kind of thread (main, libvips'
+ * workers, the rest: where the service's extra time goes), RSS growth over
+ * the service's turns, heap and external at the end, temp files at the end,
+ * rows after a sweep, file descriptors and handles at rest before and after,
+ * and the ratios against both; draws the RSS of all three over time into
+ * docs/soak-rss.svg.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -44,7 +46,7 @@ import { benchServiceEnv, spawnServer } from './lib/childService.js';
 import { send } from './lib/httpLoad.js';
 import { loadAverages, median } from './lib/figures.js';
 import { driveJobs } from './lib/jobDriver.js';
-import { cpuSeconds, environment, nodeFlags, openFds, sampleRss, type RssSample } from './lib/processStats.js';
+import { environment, nodeFlags, openFds, sampleRss, threadCpu, threadCpuSince, type CpuTime, type RssSample, type ThreadCpu } from './lib/processStats.js';
 import { plainBaseline, realSizeImage, startSharpLoop, type Baseline, type SharpLoopReport } from './lib/sharpLoop.js';
 import { lineChart } from './lib/svgChart.js';
 
@@ -89,8 +91,8 @@ interface MemoryStats {
 interface Turn {
   readonly images: number;
   readonly seconds: number;
-  /** CPU time of all the process's threads during the turn. */
-  readonly cpuSeconds: number;
+  /** CPU time of the process's threads during the turn, read from /proc. */
+  readonly cpu: ThreadCpu;
   readonly fromMs: number;
   readonly toMs: number;
 }
@@ -111,8 +113,6 @@ interface Ours extends Contender {
   readonly process: ChildProcess;
   /** Jobs by final status, over all turns. */
   readonly statuses: Record<string, number>;
-  /** CPU time of its main thread (JavaScript, the event loop, SQLite) over all turns. */
-  mainThreadCpuSeconds(): number;
   readonly atRestBefore: AtRest;
   /** What scripts/start.sh added to or changed in the environment it was given (allocator, thread pool). */
   readonly startShEnv: Record<string, string>;
@@ -170,24 +170,20 @@ async function startOurs(config: Config, env: NodeJS.ProcessEnv, image: Buffer, 
   const agent = new http.Agent({ keepAlive: true });
   const turns: Turn[] = [];
   const statuses: Record<string, number> = {};
-  let mainThreadCpu = 0;
 
   return {
     name: 'ours',
     process: child.process,
     turns,
     statuses,
-    mainThreadCpuSeconds: () => mainThreadCpu,
     atRestBefore,
     startShEnv,
     nodeFlags: nodeFlags(pid),
     async takeTurn(images) {
       const fromMs = performance.now() - origin;
-      const cpuBefore = cpuSeconds(pid);
-      const mainBefore = cpuSeconds(pid, 'main thread');
+      const cpuBefore = threadCpu(pid);
       const run = await drive(images, agent);
-      turns.push({ images, seconds: run.seconds, cpuSeconds: cpuSeconds(pid) - cpuBefore, fromMs, toMs: performance.now() - origin });
-      mainThreadCpu += cpuSeconds(pid, 'main thread') - mainBefore;
+      turns.push({ images, seconds: run.seconds, cpu: threadCpuSince(cpuBefore, threadCpu(pid)), fromMs, toMs: performance.now() - origin });
       for (const [status, n] of Object.entries(run.statuses)) statuses[status] = (statuses[status] ?? 0) + n;
     },
     async finish() {
@@ -224,8 +220,9 @@ async function startSharp(name: 'plain sharp' | 'tuned sharp', config: Config, b
     turns,
     async takeTurn(images) {
       const fromMs = performance.now() - origin;
-      const { seconds, cpuSeconds: cpu } = await loop.segment(images);
-      turns.push({ images, seconds, cpuSeconds: cpu, fromMs, toMs: performance.now() - origin });
+      const cpuBefore = threadCpu(pid);
+      const { seconds } = await loop.segment(images);
+      turns.push({ images, seconds, cpu: threadCpuSince(cpuBefore, threadCpu(pid)), fromMs, toMs: performance.now() - origin });
     },
     async finish() {
       // The sampler stops whether or not the baseline ends well.
@@ -331,10 +328,19 @@ async function main(): Promise<void> {
       `anonymous ${mib(sample.anonBytes).toFixed(1)} + file-backed ${mib(sample.fileBytes).toFixed(1)} MiB; V8 heap up to ${mib(heapTotal).toFixed(1)} MiB`;
     const sharpBreakdown = (name: string, end: (SharpLoopReport & { rss: RssSample[] }) | null): string => (end ? `; ${name} ${breakdown(peak(end.rss), end.maxHeapTotalBytes)}` : '');
     console.log(`at peak: ours ${breakdown(oursPeak, oursHeapTotal)}${sharpBreakdown('plain sharp', plainEnd)}${sharpBreakdown('tuned sharp', tunedEnd)}`);
-    const cpuPerImage = (cpu: number): string => `${((cpu / jobs) * 1_000).toFixed(1)} ms per image`;
-    const turnsCpu = (turns: readonly Turn[]): string => cpuPerImage(total(turns, (t) => t.cpuSeconds));
-    const tunedCpu = tuned ? `, tuned sharp ${turnsCpu(tuned.turns)}` : '';
-    console.log(`cpu: ours ${turnsCpu(ours.turns)} (main thread ${cpuPerImage(ours.mainThreadCpuSeconds())}), plain sharp ${turnsCpu(plain.turns)}${tunedCpu} (all threads, user + system)`);
+    const msPerImage = (seconds: number): string => ((seconds / jobs) * 1_000).toFixed(1);
+    const summed = (turns: readonly Turn[], pick: (cpu: ThreadCpu) => CpuTime): CpuTime => ({
+      user: total(turns, (t) => pick(t.cpu).user),
+      system: total(turns, (t) => pick(t.cpu).system),
+    });
+    const allThreads = ({ main, libvips, rest }: ThreadCpu): CpuTime => ({ user: main.user + libvips.user + rest.user, system: main.system + libvips.system + rest.system });
+    const userPlusSystem = (cpu: CpuTime): string => `${msPerImage(cpu.user)} + ${msPerImage(cpu.system)}`;
+    const cpuLine = (contender: Contender): string => {
+      const all = summed(contender.turns, allThreads);
+      const threads = (['main', 'libvips', 'rest'] as const).map((kind) => `${kind} ${userPlusSystem(summed(contender.turns, (cpu) => cpu[kind]))}`).join(', ');
+      return `${contender.name} ${msPerImage(all.user + all.system)} (${threads})`;
+    };
+    console.log(`cpu, ms per image (user + system by thread: main, libvips' workers, the rest): ${contenders.map(cpuLine).join('; ')}`);
     console.log(`rss_growth=${rssGrowth.ratio.toFixed(3)} (median RSS of the last quarter of its time under load ${mib(rssGrowth.q4).toFixed(1)} MiB over its second quarter ${mib(rssGrowth.q2).toFixed(1)} MiB)`);
     console.log(`end: heap_used_mb=${mib(oursEnd.end.heapUsedBytes).toFixed(1)} external_mb=${mib(oursEnd.end.externalBytes).toFixed(1)} temp_files=${oursEnd.end.tempFiles} rows_after_sweep=${oursEnd.rowsAfterSweep} (MAX_COMPLETED_JOBS ${config.maxCompletedJobs})`);
     console.log(`at rest: fds_before=${ours.atRestBefore.fds} fds_after=${oursEnd.atRestAfter.fds} handles_before=${ours.atRestBefore.handles} handles_after=${oursEnd.atRestAfter.handles}; service exit code ${oursEnd.exitCode}`);

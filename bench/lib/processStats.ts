@@ -48,17 +48,75 @@ export function nodeFlags(pid: number): string[] {
 
 let clockTicks: number | undefined;
 
+/** User and system CPU time, in seconds. */
+export interface CpuTime {
+  readonly user: number;
+  readonly system: number;
+}
+
+/** A process's or thread's name and CPU time from its stat file; null once it is gone. */
+function statCpu(file: string): (CpuTime & { readonly name: string }) | null {
+  let stat: string;
+  try {
+    stat = fs.readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+  // The name (field 2) may hold spaces and parentheses; utime and stime are fields 14 and 15.
+  const end = stat.lastIndexOf(')');
+  const fields = stat.slice(end + 2).split(' ');
+  return { name: stat.slice(stat.indexOf('(') + 1, end), user: Number(fields[11]) / clockTicks, system: Number(fields[12]) / clockTicks };
+}
+
 /**
  * CPU time the process has used so far, user and system, in seconds: all its
  * threads (/proc/<pid>/stat), or only its main thread, the one running
  * JavaScript (/proc/<pid>/task/<pid>/stat).
  */
 export function cpuSeconds(pid: number, only: 'all threads' | 'main thread' = 'all threads'): number {
-  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-  const stat = only === 'main thread' ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`;
-  // Fields after the command name (which may hold spaces) start at field 3; utime and stime are fields 14 and 15.
-  const fields = fs.readFileSync(stat, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+  const cpu = statCpu(only === 'main thread' ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`);
+  if (cpu === null) throw new Error(`process ${pid} is gone`);
+  return cpu.user + cpu.system;
+}
+
+/**
+ * A process's CPU time so far by kind of thread: its main thread (JavaScript,
+ * the event loop, SQLite), libvips' workers (decoding, resizing, encoding) and
+ * the rest (libuv's pool: file calls and sharp's calls into libvips; V8's
+ * helper threads; and any thread that has ended, whose time only the
+ * process's total keeps).
+ */
+export interface ThreadCpu {
+  readonly main: CpuTime;
+  readonly libvips: CpuTime;
+  readonly rest: CpuTime;
+}
+
+/** The name libvips gives its worker threads. */
+const LIBVIPS_THREAD = 'libvips worker';
+
+const plus = (a: CpuTime, b: CpuTime): CpuTime => ({ user: a.user + b.user, system: a.system + b.system });
+const minus = (a: CpuTime, b: CpuTime): CpuTime => ({ user: a.user - b.user, system: a.system - b.system });
+
+export function threadCpu(pid: number): ThreadCpu {
+  const all = statCpu(`/proc/${pid}/stat`);
+  const main = statCpu(`/proc/${pid}/task/${pid}/stat`);
+  if (all === null || main === null) throw new Error(`process ${pid} is gone`);
+  let libvips: CpuTime = { user: 0, system: 0 };
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    const thread = statCpu(`/proc/${pid}/task/${tid}/stat`);
+    if (thread?.name === LIBVIPS_THREAD) libvips = plus(libvips, thread);
+  }
+  return { main: { user: main.user, system: main.system }, libvips, rest: minus(all, plus(main, libvips)) };
+}
+
+/**
+ * What each kind of thread used between two readings of `threadCpu`. A libvips
+ * worker that ends between them moves its time from `libvips` to `rest`.
+ */
+export function threadCpuSince(before: ThreadCpu, after: ThreadCpu): ThreadCpu {
+  return { main: minus(after.main, before.main), libvips: minus(after.libvips, before.libvips), rest: minus(after.rest, before.rest) };
 }
 
 /** File descriptors the process holds open now. */
