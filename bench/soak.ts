@@ -46,7 +46,7 @@ import { benchServiceEnv, spawnServer } from './lib/childService.js';
 import { send } from './lib/httpLoad.js';
 import { loadAverages, median } from './lib/figures.js';
 import { driveJobs } from './lib/jobDriver.js';
-import { environment, nodeFlags, openFds, sampleRss, threadCpu, threadCpuSince, type CpuTime, type RssSample, type ThreadCpu } from './lib/processStats.js';
+import { environment, nodeFlags, openFds, plus, sampleRss, threadCpu, threadCpuSince, type CpuTime, type RssSample, type ThreadCpu } from './lib/processStats.js';
 import { plainBaseline, realSizeImage, startSharpLoop, type Baseline, type SharpLoopReport } from './lib/sharpLoop.js';
 import { lineChart } from './lib/svgChart.js';
 
@@ -329,11 +329,8 @@ async function main(): Promise<void> {
     const sharpBreakdown = (name: string, end: (SharpLoopReport & { rss: RssSample[] }) | null): string => (end ? `; ${name} ${breakdown(peak(end.rss), end.maxHeapTotalBytes)}` : '');
     console.log(`at peak: ours ${breakdown(oursPeak, oursHeapTotal)}${sharpBreakdown('plain sharp', plainEnd)}${sharpBreakdown('tuned sharp', tunedEnd)}`);
     const msPerImage = (seconds: number): string => ((seconds / jobs) * 1_000).toFixed(1);
-    const summed = (turns: readonly Turn[], pick: (cpu: ThreadCpu) => CpuTime): CpuTime => ({
-      user: total(turns, (t) => pick(t.cpu).user),
-      system: total(turns, (t) => pick(t.cpu).system),
-    });
-    const allThreads = ({ main, libvips, rest }: ThreadCpu): CpuTime => ({ user: main.user + libvips.user + rest.user, system: main.system + libvips.system + rest.system });
+    const summed = (turns: readonly Turn[], pick: (cpu: ThreadCpu) => CpuTime): CpuTime => turns.map((t) => pick(t.cpu)).reduce(plus, { user: 0, system: 0 });
+    const allThreads = ({ main, libvips, rest }: ThreadCpu): CpuTime => plus(plus(main, libvips), rest);
     const userPlusSystem = (cpu: CpuTime): string => `${msPerImage(cpu.user)} + ${msPerImage(cpu.system)}`;
     const cpuLine = (contender: Contender): string => {
       const all = summed(contender.turns, allThreads);

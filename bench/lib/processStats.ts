@@ -96,7 +96,8 @@ export interface ThreadCpu {
 /** The name libvips gives its worker threads. */
 const LIBVIPS_THREAD = 'libvips worker';
 
-const plus = (a: CpuTime, b: CpuTime): CpuTime => ({ user: a.user + b.user, system: a.system + b.system });
+/** The sum of two CPU times. */
+export const plus = (a: CpuTime, b: CpuTime): CpuTime => ({ user: a.user + b.user, system: a.system + b.system });
 const minus = (a: CpuTime, b: CpuTime): CpuTime => ({ user: a.user - b.user, system: a.system - b.system });
 
 export function threadCpu(pid: number): ThreadCpu {
