@@ -81,8 +81,14 @@ async function measure(contender: Contender, run: { config: Config; input: strin
   const pid = contender.child.process.pid;
   if (pid === undefined) throw new Error(`the ${contender.name} has no pid`);
   const plain = startSharpLoop({ root, baseline: plainBaseline(), config: run.config, input: run.input, out: run.out, warmUp: run.warmUp });
-  // Plain sharp warms up and converts while the contender does.
-  const plainSegment = plain.ready.then(() => plain.segment(jobs));
+  const plainPid = plain.process.pid;
+  if (plainPid === undefined) throw new Error('plain sharp has no pid');
+  // Plain sharp warms up and converts while the contender does; its CPU is read from outside, as the contender's is.
+  const plainSegment = plain.ready.then(async () => {
+    const cpuBefore = cpuSeconds(plainPid);
+    await plain.segment(jobs);
+    return cpuSeconds(plainPid) - cpuBefore;
+  });
   let before: { server: number; mainThread: number; client: NodeJS.CpuUsage };
   try {
     await contender.drive(run.warmUp);
@@ -96,7 +102,7 @@ async function measure(contender: Contender, run: { config: Config; input: strin
     throw error;
   }
   const client = process.cpuUsage(before.client);
-  const { cpuSeconds: plainCpu } = await plainSegment;
+  const plainCpu = await plainSegment;
   await plain.finish();
   return {
     server: perImage(cpuSeconds(pid) - before.server),

@@ -19,10 +19,9 @@
  * Run compiled under plain node (bench/lib/sharpLoop.ts does that). It
  * converts `--warmup` images, prints `{"msg":"ready"}`, then reads its stdin:
  * each line is a count, the conversions of one measured segment, answered
- * when they are done by
- * `{"msg":"segment","images":N,"seconds":S,"cpuSeconds":C}` (C: CPU time of
- * all threads during the segment). Between segments it idles, so a bench can
- * take turns with other processes on the same cores. When stdin ends it
+ * when they are done by `{"msg":"segment","images":N,"seconds":S}` (the
+ * bench reads its CPU time from /proc). Between segments it idles, so a bench
+ * can take turns with other processes on the same cores. When stdin ends it
  * prints `{"msg":"done","maxHeapTotalBytes":H,"threadsPerImage":T,"cacheMiB":M,"cacheFiles":F}`
  * (H: the V8 heap's largest size, sampled every 250 ms; T, M, F: sharp's
  * settings in effect) and exits.
@@ -103,11 +102,9 @@ for await (const line of readline.createInterface({ input: process.stdin })) {
   const count = Number(line);
   if (!Number.isInteger(count) || count < 1) throw new Error(`a segment is a positive count of conversions (got ${JSON.stringify(line)})`);
   const started = performance.now();
-  const cpuBefore = process.cpuUsage();
   await run(count, converted);
-  const cpu = process.cpuUsage(cpuBefore);
   converted += count;
-  console.log(JSON.stringify({ msg: 'segment', images: count, seconds: (performance.now() - started) / 1_000, cpuSeconds: (cpu.user + cpu.system) / 1e6 }));
+  console.log(JSON.stringify({ msg: 'segment', images: count, seconds: (performance.now() - started) / 1_000 }));
 }
 
 clearInterval(heapSampler);

@@ -52,11 +52,9 @@ export function plainBaseline(): Baseline {
   return { settings: 'plain', env, nodeFlags: [] };
 }
 
-/** What bench/plainSharp.ts reports for one measured segment. */
+/** What bench/plainSharp.ts reports for one measured segment (its CPU time is read from /proc by the bench). */
 export interface SegmentReport {
   readonly seconds: number;
-  /** CPU time of all its threads during the segment, user and system. */
-  readonly cpuSeconds: number;
 }
 
 /** What bench/plainSharp.ts reports when it ends. */
