@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { classifyError, PermanentError, TransientError } from '../src/queue/errors.js';
 import { backoffMs, decideRetry } from '../src/queue/retryPolicy.js';
+import { DiskFullError } from '../src/storage/diskFull.js';
 
 const settings = { retryBaseMs: 5_000, retryMaxMs: 300_000 };
 
@@ -27,25 +28,32 @@ describe('backoffMs', () => {
 
 describe('decideRetry', () => {
   it('retries a transient failure while attempts remain', () => {
-    expect(decideRetry({ permanent: false }, { attempts: 1, maxAttempts: 3 }, 1_000, settings, () => 0)).toBe(6_000);
-    expect(decideRetry({ permanent: false }, { attempts: 2, maxAttempts: 3 }, 1_000, settings, () => 0)).toBe(11_000);
+    expect(decideRetry({ permanent: false, outlastsAttempts: false }, { attempts: 1, maxAttempts: 3 }, 1_000, settings, () => 0)).toBe(6_000);
+    expect(decideRetry({ permanent: false, outlastsAttempts: false }, { attempts: 2, maxAttempts: 3 }, 1_000, settings, () => 0)).toBe(11_000);
+  });
+
+  it('retries a full disk past the last attempt, its delay still growing to the maximum', () => {
+    const full = classifyError(new DiskFullError(Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })));
+    expect(full).toMatchObject({ code: 'disk_full', permanent: false, outlastsAttempts: true });
+    expect(decideRetry(full, { attempts: 3, maxAttempts: 3 }, 1_000, settings, () => 0)).toBe(21_000);
+    expect(decideRetry(full, { attempts: 12, maxAttempts: 3 }, 1_000, settings, () => 0)).toBe(301_000);
   });
 
   it('fails on the last attempt and on any permanent failure', () => {
-    expect(decideRetry({ permanent: false }, { attempts: 3, maxAttempts: 3 }, 1_000, settings)).toBeNull();
-    expect(decideRetry({ permanent: true }, { attempts: 1, maxAttempts: 3 }, 1_000, settings)).toBeNull();
+    expect(decideRetry({ permanent: false, outlastsAttempts: false }, { attempts: 3, maxAttempts: 3 }, 1_000, settings)).toBeNull();
+    expect(decideRetry({ permanent: true, outlastsAttempts: false }, { attempts: 1, maxAttempts: 3 }, 1_000, settings)).toBeNull();
   });
 });
 
 describe('classifyError', () => {
   it('keeps the class and code of job failures', () => {
-    expect(classifyError(new PermanentError('image_corrupt', 'bad header'))).toEqual({ code: 'image_corrupt', message: 'bad header', permanent: true });
-    expect(classifyError(new TransientError('destination_5xx', '503'))).toEqual({ code: 'destination_5xx', message: '503', permanent: false });
+    expect(classifyError(new PermanentError('image_corrupt', 'bad header'))).toEqual({ code: 'image_corrupt', message: 'bad header', permanent: true, outlastsAttempts: false });
+    expect(classifyError(new TransientError('destination_5xx', '503'))).toEqual({ code: 'destination_5xx', message: '503', permanent: false, outlastsAttempts: false });
   });
 
   it('treats unknown errors as transient, using a system error code when there is one', () => {
     const enospc = Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
-    expect(classifyError(enospc)).toEqual({ code: 'enospc', message: 'no space left on device', permanent: false });
+    expect(classifyError(enospc)).toEqual({ code: 'enospc', message: 'no space left on device', permanent: false, outlastsAttempts: false });
     expect(classifyError(new TypeError('x is not a function'))).toMatchObject({ code: 'internal_error', permanent: false });
   });
 

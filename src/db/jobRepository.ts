@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { heldFsync } from '../storage/fsync.js';
+import { surfaceDiskFull } from './surfaceDiskFull.js';
 import {
   claimedColumns, toClaimedJob, toEvent, toImage, toJob, type ClaimedSqlValues, type ClaimLease, type EventSqlRow, type ImageSqlRow, type JobSqlRow,
 } from './jobRows.js';
@@ -269,13 +270,19 @@ export function createJobRepository(db: Database.Database) {
     return { job: toJob(row), cancelled: true, previous: before.status === JobStatus.running ? refOf(before) : null };
   });
 
+  // A write read with get() runs in a transaction, whose COMMIT reports its own failure: outside
+  // one, get() returns the RETURNING row and better-sqlite3 drops the error of the commit that
+  // ends the statement (SQLITE_FULL on a full disk), so a verb would answer with a write that
+  // never happened.
+  const runNowTx = db.transaction((id: number, now: number): JobSqlRow | undefined => sql.runNow.get({ id, now }));
+
   const pruneTx = db.transaction((olderThan: number, keep: number): number[] => {
     const expired = sql.pruneExpired.all(olderThan).map((row) => row.id);
     const overflow = sql.pruneOverflow.all(keep).map((row) => row.id);
     return [...expired, ...overflow];
   });
 
-  return {
+  return surfaceDiskFull({
     /**
      * Stores a queued job and its image rows; with a known idempotency key,
      * returns the first job instead. Durable against power loss once
@@ -364,7 +371,7 @@ export function createJobRepository(db: Database.Database) {
 
     /** Makes a queued job due now; null when the job is not queued. */
     runNow(id: number, now: number): Job | null {
-      const row = sql.runNow.get({ id, now });
+      const row = runNowTx.immediate(id, now);
       return row ? toJob(row) : null;
     },
 
@@ -461,5 +468,5 @@ export function createJobRepository(db: Database.Database) {
       const [row] = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
       return row ?? { busy: 0, log: 0, checkpointed: 0 };
     },
-  };
+  });
 }

@@ -2,6 +2,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { outputFormatInfo } from '../image/outputFormat.js';
 import type { OutputFormat } from '../jobs/options.js';
+import { diskFullOr } from '../storage/diskFull.js';
 import { coalesce, fsyncPath } from '../storage/fsync.js';
 
 /**
@@ -39,12 +40,16 @@ export function createLocalStore(outputDir: string) {
     async store(jobId: number, index: number, format: OutputFormat, source: string): Promise<string> {
       const target = localOutputPath(outputDir, jobId, index, format);
       const folder = path.dirname(target);
-      await fsp.mkdir(folder, { recursive: true });
-      await fsyncPath(source);
-      await fsp.rename(source, target);
-      // Each time, not only by the call that made the folder: that one may have failed or crashed
-      // before its fsync, while another image of the job is recorded as delivered.
-      await Promise.all([fsyncPath(folder), syncStore()]);
+      try {
+        await fsp.mkdir(folder, { recursive: true });
+        await fsyncPath(source);
+        await fsp.rename(source, target);
+        // Each time, not only by the call that made the folder: that one may have failed or crashed
+        // before its fsync, while another image of the job is recorded as delivered.
+        await Promise.all([fsyncPath(folder), syncStore()]);
+      } catch (error) {
+        throw diskFullOr(error); // a folder or name the full volume has no room for
+      }
       return localLocation(jobId, index, format);
     },
   };

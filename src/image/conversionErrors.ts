@@ -1,4 +1,5 @@
 import { PermanentError, TransientError, type JobFailure } from '../queue/errors.js';
+import { DiskFullError } from '../storage/diskFull.js';
 
 /** Longest sharp message kept: libvips repeats a decoder's complaint once per tile. */
 const MAX_DETAIL = 300;
@@ -38,7 +39,8 @@ export function conversionFailure(error: unknown, files: { input: string; output
   }
   // sharp names the output path in write errors; ENOSPC and EIO arrive as "system error: …" lines after it.
   const whole = error instanceof Error ? error.message : String(error);
-  if (/out of memory|for write|write error|write failed|no space left|input\/output error/i.test(whole)) {
+  if (/no space left on device|disk quota exceeded/i.test(whole)) return new DiskFullError(error);
+  if (/out of memory|for write|write error|write failed|input\/output error/i.test(whole)) {
     return new TransientError('conversion_io_failed', `${image} could not be written (${detail}); will retry`, { cause: error });
   }
   return new PermanentError('image_corrupt', `${image} cannot be decoded (${detail}); the file is truncated or damaged — export it again`, { cause: error });

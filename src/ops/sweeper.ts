@@ -5,6 +5,7 @@ import cron, { type Logger as CronLogger, type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { JobRepository } from '../db/jobRepository.js';
+import { DiskFullError } from '../storage/diskFull.js';
 import type { TempStore } from '../storage/tempStore.js';
 
 /**
@@ -29,7 +30,7 @@ export interface SweepReport {
   readonly tempBytesRemoved: number;
   /** Folders or temp files that could not be removed (logged; the next sweep tries again). */
   readonly removalFailures: number;
-  /** The WAL checkpoint's result: frames in the log, frames copied back, and 1 when a reader kept it busy. */
+  /** The WAL checkpoint's result: frames in the log, frames copied back, and 1 when a reader kept it busy (with -1 frames, as SQLite says, when it could not run: a full disk). */
   readonly walCheckpoint: { readonly busy: number; readonly log: number; readonly checkpointed: number };
 }
 
@@ -85,9 +86,23 @@ export function createSweeper(options: SweeperOptions) {
     return ids.filter((id) => !known.has(id)).map(String);
   }
 
+  /**
+   * A database step that met a full disk is skipped, not fatal: the file
+   * removals after it are what gives space back. The next sweep tries it again.
+   */
+  function unlessDiskFull<T>(step: () => T, skipped: T, what: string): T {
+    try {
+      return step();
+    } catch (error) {
+      if (!(error instanceof DiskFullError)) throw error;
+      log.warn({ err: error, what }, 'sweeper step skipped: the disk is full; the next sweep tries again');
+      return skipped;
+    }
+  }
+
   async function run(now: number): Promise<SweepReport> {
     const started = performance.now();
-    const jobsPruned = repo.pruneTerminal(now - config.completedTtlMs, config.maxCompletedJobs).length;
+    const jobsPruned = unlessDiskFull(() => repo.pruneTerminal(now - config.completedTtlMs, config.maxCompletedJobs).length, 0, 'prune');
     let removalFailures = 0;
 
     let outputFoldersRemoved = 0;
@@ -112,7 +127,7 @@ export function createSweeper(options: SweeperOptions) {
       }
     }
 
-    const walCheckpoint = repo.checkpoint();
+    const walCheckpoint = unlessDiskFull(() => repo.checkpoint(), { busy: 1, log: -1, checkpointed: -1 }, 'WAL checkpoint');
     return {
       at: now,
       durationMs: Math.round((performance.now() - started) * 100) / 100,

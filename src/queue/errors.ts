@@ -4,6 +4,13 @@
  * run out. `decideRetry` is the one place that turns this into an outcome.
  */
 export class JobFailure extends Error {
+  /**
+   * Retried however many attempts the job has used: set for a fault of the
+   * service's own machine (a full disk), which says nothing about the job
+   * and must not use up its attempts while it lasts.
+   */
+  readonly outlastsAttempts: boolean = false;
+
   constructor(
     /** Stable machine code recorded on the job (`last_error_code`). */
     readonly code: string,
@@ -42,15 +49,19 @@ export interface ClassifiedError {
   readonly code: string;
   readonly message: string;
   readonly permanent: boolean;
+  /** See `JobFailure.outlastsAttempts`. */
+  readonly outlastsAttempts: boolean;
 }
 
 export function classifyError(thrown: unknown): ClassifiedError {
-  if (thrown instanceof JobFailure) return { code: thrown.code, message: thrown.message, permanent: thrown.permanent };
+  if (thrown instanceof JobFailure) {
+    return { code: thrown.code, message: thrown.message, permanent: thrown.permanent, outlastsAttempts: thrown.outlastsAttempts };
+  }
   if (thrown instanceof Error) {
     const systemCode = (thrown as NodeJS.ErrnoException).code;
     // Unknown errors are retried: most are passing faults (disk, network), and
     // maxAttempts bounds the cost of the ones that are not.
-    return { code: typeof systemCode === 'string' ? systemCode.toLowerCase() : 'internal_error', message: thrown.message, permanent: false };
+    return { code: typeof systemCode === 'string' ? systemCode.toLowerCase() : 'internal_error', message: thrown.message, permanent: false, outlastsAttempts: false };
   }
   let text: string;
   try {
@@ -58,5 +69,5 @@ export function classifyError(thrown: unknown): ClassifiedError {
   } catch {
     text = String(thrown);
   }
-  return { code: 'non_error_thrown', message: `a non-Error value was thrown: ${text}`, permanent: false };
+  return { code: 'non_error_thrown', message: `a non-Error value was thrown: ${text}`, permanent: false, outlastsAttempts: false };
 }

@@ -18,15 +18,17 @@ export function backoffMs(attempt: number, settings: RetrySettings, random: () =
 /**
  * The one place that decides retry or final failure: a permanent error or
  * the last allowed attempt fails the job (null); anything else is retried at
- * the returned time.
+ * the returned time. A failure that outlasts attempts (a full disk) is
+ * retried past the last one: the job did nothing wrong, and it runs once
+ * space returns; its delay keeps growing to RETRY_MAX_MS meanwhile.
  */
 export function decideRetry(
-  failure: { readonly permanent: boolean },
+  failure: { readonly permanent: boolean; readonly outlastsAttempts: boolean },
   attempt: { readonly attempts: number; readonly maxAttempts: number },
   now: number,
   settings: RetrySettings,
   random?: () => number,
 ): number | null {
-  if (failure.permanent || attempt.attempts >= attempt.maxAttempts) return null;
+  if (failure.permanent || (attempt.attempts >= attempt.maxAttempts && !failure.outlastsAttempts)) return null;
   return now + backoffMs(attempt.attempts, settings, random);
 }

@@ -99,6 +99,9 @@ export interface StopResult {
   readonly returned: number;
 }
 
+/** How often an attempt's outcome that met a full disk is written again. */
+const RECORD_RETRY_MS = 1_000;
+
 /** Owners made by this process: alive by definition. */
 const ownersOfThisProcess = new Set<string>();
 
@@ -252,10 +255,22 @@ export function createScheduler(options: SchedulerOptions) {
     } finally {
       clearTimeout(timer);
     }
-    try {
-      await finish(attempt, ok, thrown, now() - startedAt);
-    } catch (error) {
-      log.error({ err: error, jobId: job.id }, 'could not record the end of an attempt');
+    const durationMs = now() - startedAt;
+    for (let tries = 1; ; tries += 1) {
+      try {
+        await finish(attempt, ok, thrown, durationMs);
+        return;
+      } catch (error) {
+        // An outcome that could not be written for want of disk is written once there is room: the
+        // attempt keeps its slot and, through the heartbeat, its lease, so no one else takes the job
+        // meanwhile. At shutdown it is left to lease expiry, as after a crash.
+        if (!classifyError(error).outlastsAttempts || stopping) {
+          log.error({ err: error, jobId: job.id }, 'could not record the end of an attempt');
+          return;
+        }
+        if (tries === 1) log.warn({ err: error, jobId: job.id, attempt: ref.attempt }, `could not record the end of an attempt; trying again every ${RECORD_RETRY_MS} ms`);
+        await new Promise((resolve) => setTimeout(resolve, RECORD_RETRY_MS));
+      }
     }
   }
 
@@ -319,15 +334,21 @@ export function createScheduler(options: SchedulerOptions) {
     return completed;
   });
 
+  /** Each step on its own: a heartbeat that cannot be written (a full disk) must not stop the rescue of lost jobs. */
   function renewLeases(): void {
+    const at = now();
     try {
-      const at = now();
       for (const attempt of inFlight.values()) {
         if (!repo.heartbeat(attempt.ref, at, leaseMs)) abortAttempt(attempt, new LeaseLostAbort());
       }
+    } catch (error) {
+      // The leases stand until they expire; the next heartbeat tries again.
+      log.error({ err: error }, 'lease renewal failed');
+    }
+    try {
       if (repo.requeueLost(at) > 0) wake();
     } catch (error) {
-      log.error({ err: error }, 'lease renewal failed');
+      log.error({ err: error }, 'requeueing lost jobs failed; the next heartbeat tries again');
     }
   }
 

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { diskFullOr } from './diskFull.js';
 import { close, fsync, open, removeFile, writeAll } from './fsCalls.js';
 import { heldFsync } from './fsync.js';
 
@@ -94,7 +95,9 @@ export function createTempStore(root: string) {
      * chunk at a time: the next is read only once the last is written, so a
      * slow disk holds the upload back instead of buffering it. `written`, if
      * given, is told of each chunk once it is written and no longer needed
-     * here (see `releaseChunk`).
+     * here (see `releaseChunk`). A full disk throws `DiskFullError`. The
+     * source is left as it is when writing stops early: its owner decides
+     * whether to drain it or close its connection.
      */
     async writeInput(key: string, index: number, source: Readable, maxBytes: number, written?: (chunk: Buffer) => void): Promise<WrittenInput> {
       // Until the loop below takes the source, an error it emits (its client gone) must not go
@@ -104,6 +107,8 @@ export function createTempStore(root: string) {
       let fd: number;
       try {
         fd = await open(this.inputPath(key, index), 'wx');
+      } catch (error) {
+        throw diskFullOr(error);
       } finally {
         source.off('error', heldUntilRead);
       }
@@ -113,7 +118,7 @@ export function createTempStore(root: string) {
       const head: Buffer[] = [];
       let headBytes = 0;
       try {
-        for await (const chunk of source as AsyncIterable<Buffer>) {
+        for await (const chunk of source.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
           bytes += chunk.length;
           if (bytes > maxBytes) throw new TooLargeError(maxBytes);
           if (headBytes < HEAD_BYTES) {
@@ -127,7 +132,7 @@ export function createTempStore(root: string) {
         }
       } catch (error) {
         await close(fd).catch(() => undefined); // the upload's error is the one to report
-        throw error;
+        throw diskFullOr(error);
       }
       const fsyncs = Promise.allSettled([fsync(fd), named]);
       // The descriptor closes once both have settled (a queued fsync must not meet a reused
@@ -138,7 +143,7 @@ export function createTempStore(root: string) {
         .finally(() => closing.delete(closed));
       closing.add(closed);
       const synced = fsyncs.then((outcomes) => {
-        for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
+        for (const outcome of outcomes) if (outcome.status === 'rejected') throw diskFullOr(outcome.reason);
       });
       synced.catch(() => undefined); // the caller's to await (and rethrow); not an unhandled rejection meanwhile
       return { bytes, head: head.length === 1 ? (head[0] as Buffer) : Buffer.concat(head), synced };
