@@ -11,6 +11,8 @@ import { createOperations, type Operations } from './ops/operations.js';
 import { createImagePipeline } from './pipeline/imagePipeline.js';
 import { createScheduler, type AttemptEnd, type Scheduler } from './queue/scheduler.js';
 import { Semaphore } from './queue/semaphore.js';
+import { DISK_FULL } from './storage/diskFull.js';
+import { createDiskSpace } from './storage/diskSpace.js';
 import { createTempStore } from './storage/tempStore.js';
 
 /** Slow clients cannot hold a connection: headers within 30 s, a whole request within 10 min. */
@@ -45,17 +47,19 @@ export function createService(config: Config, log: Logger): Service {
   const db = openDatabase(config.dbPath, { synchronous: config.sqliteSynchronous });
   const repo = createJobRepository(db);
   const tempStore = createTempStore(config.tmpDir);
+  const disk = createDiskSpace(config.dataDir, config.minFreeDiskBytes, log);
   const conversions = new Semaphore(config.convertConcurrency);
   const handler = createImagePipeline({ config, repo, tempStore, log, conversions });
   const jobWatch = createJobWatch();
   const ops = createOperations({ config, log, repo, tempStore, jobWatch });
   const onAttemptEnd = (end: AttemptEnd): void => {
+    if (end.errorCode === DISK_FULL) disk.noticeFull({ jobId: end.job.id, attempt: end.attempt });
     ops.metrics.recordAttemptEnd(end);
     jobWatch.changed(end.job.id);
   };
   const scheduler = createScheduler({ ...config, repo, handler, log, onAttemptEnd });
   const lifecycle = { shuttingDown: false };
-  const app = createApp({ config, log, repo, scheduler, tempStore, lifecycle, ops, jobWatch });
+  const app = createApp({ config, log, repo, scheduler, tempStore, disk, lifecycle, ops, jobWatch });
 
   const server = http.createServer(app.callback());
   server.headersTimeout = HEADERS_TIMEOUT_MS;

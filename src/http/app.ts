@@ -5,6 +5,7 @@ import type { JobRepository } from '../db/jobRepository.js';
 import type { JobWatch } from '../jobs/jobWatch.js';
 import type { Operations } from '../ops/operations.js';
 import type { Scheduler } from '../queue/scheduler.js';
+import type { DiskSpace } from '../storage/diskSpace.js';
 import type { TempStore } from '../storage/tempStore.js';
 import { authMiddleware } from './auth.js';
 import { HttpProblem, problemMiddleware } from './problem.js';
@@ -22,6 +23,8 @@ export interface AppDeps {
   readonly repo: JobRepository;
   readonly scheduler: Scheduler;
   readonly tempStore: TempStore;
+  /** The free-disk check: submissions reserve against it, `/ready` reads it, a full disk is reported to it. */
+  readonly disk: DiskSpace;
   /** Set once shutdown begins: `/ready` answers 503 and submissions are refused. */
   readonly lifecycle: { shuttingDown: boolean };
   /** Wakes `GET /jobs/{id}` requests waiting for their job to end. */
@@ -35,7 +38,7 @@ export function createApp(deps: AppDeps): Koa {
   const app = new Koa();
   app.silent = true; // errors are rendered and logged by problemMiddleware
   app.use(requestContext(deps.log));
-  app.use(problemMiddleware(deps.log));
+  app.use(problemMiddleware(deps.log, (error) => deps.disk.noticeFull({ err: error })));
   app.use(authMiddleware(deps.config.apiToken));
   app.use(async (ctx, next) => {
     await next();

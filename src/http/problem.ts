@@ -1,5 +1,6 @@
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
+import { DISK_FULL, DiskFullError } from '../storage/diskFull.js';
 
 /**
  * An error the API answers with: an HTTP status, a stable machine `code`,
@@ -17,6 +18,9 @@ export class HttpProblem extends Error {
     this.name = 'HttpProblem';
   }
 }
+
+/** Seconds a client should wait before trying again after a 503. */
+export const RETRY_AFTER_SECONDS = '30';
 
 const titles: Record<number, string> = {
   400: 'Bad Request',
@@ -49,8 +53,15 @@ interface KoaLikeError {
   message?: unknown;
 }
 
-/** The one place that turns a thrown value into a response. Unknown errors become a logged, generic 500. */
-export function problemMiddleware(log: Logger): Middleware {
+/**
+ * The one place that turns a thrown value into a response. Unknown errors
+ * become a logged, generic 500. A full disk is the service's condition, not
+ * the client's fault: 503 `disk_full` with Retry-After, and `onDiskFull`
+ * tells the operator. An answer given before the request's body was read to
+ * its end closes the connection: the unread rest would otherwise be taken
+ * as the next request on it.
+ */
+export function problemMiddleware(log: Logger, onDiskFull: (error: DiskFullError) => void): Middleware {
   return async (ctx, next) => {
     try {
       await next();
@@ -58,6 +69,9 @@ export function problemMiddleware(log: Logger): Middleware {
       let problem: HttpProblem;
       if (thrown instanceof HttpProblem) {
         problem = thrown;
+      } else if (thrown instanceof DiskFullError) {
+        onDiskFull(thrown);
+        problem = new HttpProblem(503, DISK_FULL, 'The disk is full: nothing was stored or changed. Try again later.', { 'Retry-After': RETRY_AFTER_SECONDS });
       } else {
         const error = (thrown ?? {}) as KoaLikeError;
         const status = typeof error.status === 'number' ? error.status : 500;
@@ -70,6 +84,7 @@ export function problemMiddleware(log: Logger): Middleware {
       }
       ctx.status = problem.status;
       ctx.set(problem.headers);
+      if (!ctx.req.complete) ctx.set('Connection', 'close');
       ctx.type = 'application/problem+json';
       ctx.body = {
         type: `urn:image-jobs:problem:${problem.code}`,

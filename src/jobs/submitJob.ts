@@ -4,13 +4,13 @@ import type { Config } from '../config.js';
 import { groupCommit } from '../db/groupCommit.js';
 import type { JobRepository, NewImage, NewJob, StoredJob } from '../db/jobRepository.js';
 import { checkDestination } from '../destination/index.js';
-import { HttpProblem } from '../http/problem.js';
+import { HttpProblem, RETRY_AFTER_SECONDS } from '../http/problem.js';
 import { receiveMultipart } from '../http/submission/multipart.js';
 import { receiveRawBody } from '../http/submission/rawBody.js';
 import type { ReceivedUpload } from '../http/submission/receivedUpload.js';
 import { ImageRefusedError, probeImage } from '../image/probe.js';
 import type { Scheduler } from '../queue/scheduler.js';
-import { freeDiskBytes } from '../storage/diskSpace.js';
+import { DiskLowError, type DiskReservation, type DiskSpace } from '../storage/diskSpace.js';
 import type { TempStore } from '../storage/tempStore.js';
 import { conversionOptions, jobOptionsSchema } from './options.js';
 
@@ -19,6 +19,7 @@ export interface SubmitDeps {
   readonly repo: JobRepository;
   readonly scheduler: Scheduler;
   readonly tempStore: TempStore;
+  readonly disk: DiskSpace;
   readonly lifecycle: { shuttingDown: boolean };
 }
 
@@ -30,8 +31,6 @@ export interface Submission {
   readonly log: Logger;
 }
 
-/** Seconds a client should wait before trying again after a 503. */
-const RETRY_AFTER_SECONDS = '30';
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
 
@@ -43,15 +42,36 @@ export function parseIdempotencyKey(header: string): string | null {
   return header;
 }
 
-/** Refuses new work while the service is full, low on disk, or stopping. */
-async function checkCapacity(deps: SubmitDeps): Promise<void> {
-  const unavailable = (code: string, detail: string) => new HttpProblem(503, code, detail, { 'Retry-After': RETRY_AFTER_SECONDS });
+const unavailable = (code: string, detail: string): HttpProblem => new HttpProblem(503, code, detail, { 'Retry-After': RETRY_AFTER_SECONDS });
+
+/** Size of the `options` part a multipart body may carry besides its images. */
+const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
+
+/**
+ * What a submission may write to the temp store: its declared length (the
+ * body bounds the files it holds), or, undeclared, one image of
+ * MAX_UPLOAD_BYTES. Never more than the form allows, so a length too large to
+ * accept is refused as too large, not as a disk problem.
+ */
+function bytesToReserve(req: IncomingMessage, form: 'multipart' | 'raw', config: Config): number {
+  const most = form === 'raw' ? config.maxUploadBytes : config.maxUploadBytes * config.maxImagesPerJob + MULTIPART_OVERHEAD_BYTES;
+  const declared = Number(req.headers['content-length'] ?? Number.NaN);
+  return Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, most) : config.maxUploadBytes;
+}
+
+/** Refuses new work while the service is full or stopping; otherwise reserves the disk space the body may take. */
+async function reserveCapacity(deps: SubmitDeps, bytes: number): Promise<DiskReservation> {
   if (deps.lifecycle.shuttingDown) throw unavailable('shutting_down', 'The service is shutting down; submit again shortly.');
   if (deps.repo.liveCount() >= deps.config.maxQueuedJobs) {
     throw unavailable('queue_full', `The queue holds ${deps.config.maxQueuedJobs} jobs (MAX_QUEUED_JOBS); submit again later.`);
   }
-  if ((await freeDiskBytes(deps.config.dataDir)) < deps.config.minFreeDiskBytes) {
-    throw unavailable('disk_low', 'Free disk space is below MIN_FREE_DISK_BYTES; submit again later.');
+  try {
+    return await deps.disk.reserve(bytes);
+  } catch (error) {
+    if (error instanceof DiskLowError) {
+      throw unavailable('disk_low', 'Free disk space, less what uploads in progress will take, is below MIN_FREE_DISK_BYTES; submit again later.');
+    }
+    throw error;
   }
 }
 
@@ -106,14 +126,15 @@ export function createSubmitter(deps: SubmitDeps): SubmitJob {
       return { job: earlier, images: deps.repo.listImages(earlier.id), created: false };
     }
     const form = formOf(submission.contentType);
-    await checkCapacity(deps);
+    const reservation = await reserveCapacity(deps, bytesToReserve(submission.req, form, deps.config));
     const key = deps.tempStore.newKey();
     let stored: StoredJob | null = null;
     try {
+      const landed = (bytes: number): void => reservation.landed(bytes);
       const upload =
         form === 'multipart'
-          ? await receiveMultipart(submission.req, deps.tempStore, key, deps.config)
-          : await receiveRawBody(submission.req, submission.query, deps.tempStore, key, deps.config.maxUploadBytes);
+          ? await receiveMultipart(submission.req, deps.tempStore, key, deps.config, landed)
+          : await receiveRawBody(submission.req, submission.query, deps.tempStore, key, deps.config.maxUploadBytes, landed);
       const parsed = jobOptionsSchema.safeParse(upload.options);
       if (!parsed.success) {
         const issues = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'options'}: ${issue.message}`).join('; ');
@@ -153,6 +174,9 @@ export function createSubmitter(deps: SubmitDeps): SubmitJob {
         await deps.tempStore.removeInputs(key, inputs).catch((removeError: unknown) => submission.log.warn({ err: removeError }, 'could not remove a refused upload; the sweeper will'));
       }
       throw error;
+    } finally {
+      // Stored or refused, its files now count in the volume's own figure (or are gone).
+      reservation.release();
     }
   };
 }

@@ -17,10 +17,11 @@ export interface RunningService {
 
 /**
  * Starts the real service in this process on an ephemeral port with a fresh
- * DATA_DIR; it is stopped when the test finishes. `env` overrides configuration.
+ * DATA_DIR (or `env.DATA_DIR`, left for its owner to remove); it is stopped
+ * when the test finishes. `env` overrides configuration.
  */
 export async function startService(env: Record<string, string> = {}): Promise<RunningService> {
-  const dataDir = tempDir('image-jobs-service-');
+  const dataDir = env.DATA_DIR ?? tempDir('image-jobs-service-');
   const config = loadConfig({
     DATA_DIR: dataDir,
     PORT: '0',

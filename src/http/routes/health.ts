@@ -1,5 +1,4 @@
 import Router from '@koa/router';
-import { freeDiskBytes } from '../../storage/diskSpace.js';
 import type { AppDeps } from '../app.js';
 
 /** Liveness and readiness for load balancers and orchestrators. */
@@ -20,7 +19,7 @@ export function healthRoutes(deps: AppDeps): Router {
           return false;
         }
       })(),
-      disk: (await freeDiskBytes(deps.config.dataDir).catch(() => 0)) >= deps.config.minFreeDiskBytes,
+      disk: await deps.disk.measure().then((figures) => !figures.low, () => false),
       accepting: !deps.lifecycle.shuttingDown,
     };
     const ready = Object.values(checks).every(Boolean);

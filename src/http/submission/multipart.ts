@@ -64,7 +64,13 @@ function chunkReleaser(req: IncomingMessage) {
  * Every limit is enforced while the bytes arrive. It rejects only once every
  * writer it began has stopped writing, so the caller may remove the files.
  */
-export function receiveMultipart(req: IncomingMessage, store: TempStore, key: string, limits: MultipartLimits): Promise<ReceivedUpload> {
+export function receiveMultipart(
+  req: IncomingMessage,
+  store: TempStore,
+  key: string,
+  limits: MultipartLimits,
+  landed: (bytes: number) => void,
+): Promise<ReceivedUpload> {
   return new Promise<ReceivedUpload>((resolve, reject) => {
     let parser: busboy.Busboy;
     try {
@@ -119,7 +125,10 @@ export function receiveMultipart(req: IncomingMessage, store: TempStore, key: st
       const file = { index, originalName: cleanFilename(info.filename), bytes: 0, head: Buffer.alloc(0), synced: Promise.resolve() };
       files.push(file);
       writing.add(stream);
-      const written = store.writeInput(key, index, stream, limits.maxUploadBytes, (view) => chunks.written(index, view));
+      const written = store.writeInput(key, index, stream, limits.maxUploadBytes, (view) => {
+        landed(view.length);
+        chunks.written(index, view);
+      });
       writes.push(
         written.finally(() => {
           writing.delete(stream);

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { HttpProblem } from '../problem.js';
+import { DiskFullError } from '../../storage/diskFull.js';
 import { releaseChunk } from '../../storage/releaseChunk.js';
 import { TooLargeError, type TempStore } from '../../storage/tempStore.js';
 import type { ReceivedUpload } from './receivedUpload.js';
@@ -16,6 +17,7 @@ export async function receiveRawBody(
   store: TempStore,
   key: string,
   maxUploadBytes: number,
+  landed: (bytes: number) => void,
 ): Promise<ReceivedUpload> {
   const tooLarge = () => new HttpProblem(413, 'image_too_large_bytes', `The image is larger than ${maxUploadBytes} bytes (MAX_UPLOAD_BYTES).`);
   const declared = Number(req.headers['content-length'] ?? Number.NaN);
@@ -37,9 +39,14 @@ export async function receiveRawBody(
   let written;
   try {
     // Nothing else reads the body: each chunk's memory goes as soon as it is written.
-    written = await store.writeInput(key, 0, req, maxUploadBytes, releaseChunk);
+    written = await store.writeInput(key, 0, req, maxUploadBytes, (chunk) => {
+      landed(chunk.length);
+      releaseChunk(chunk);
+    });
   } catch (error) {
     if (error instanceof TooLargeError) throw tooLarge();
+    // Only an error of the body itself is the client's doing: a failed write (a full disk) is ours.
+    if (error instanceof DiskFullError) throw error;
     if (req.aborted || (error as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE') {
       throw new HttpProblem(400, 'upload_aborted', 'The client stopped sending the body.');
     }

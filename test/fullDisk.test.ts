@@ -1,0 +1,298 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import { afterAll, afterEach, describe, expect, it, onTestFinished } from 'vitest';
+import { call, expectProblem, jobEnded, submitRaw, type Answer } from './support/http.js';
+import { gradientJpeg, noiseJpeg } from './support/images.js';
+import { startService, type RunningService } from './support/service.js';
+import { mountSmallDisk, type SmallDisk } from './support/smallDisk.js';
+import { delay, waitFor } from './support/wait.js';
+
+/**
+ * A real service whose DATA_DIR is a small tmpfs, filled to each edge with
+ * a filler file: every answer on a full or nearly full disk is truthful, and
+ * the service carries on by itself once space returns.
+ */
+
+const DISK_BYTES = 40 * 1024 * 1024;
+const MiB = 1024 * 1024;
+const HOUR_MS = 3_600_000;
+
+const mounted = mountSmallDisk(DISK_BYTES);
+const disk: SmallDisk | null = typeof mounted === 'string' ? null : mounted;
+if (typeof mounted === 'string') console.error(`fullDisk.test.ts skipped: cannot mount a tmpfs (it needs root): ${mounted}`);
+
+afterEach(() => disk?.empty());
+afterAll(() => disk?.unmount());
+
+/** A service on its own folder of the small disk; the folder goes when the test ends, after the service has stopped. */
+async function serviceOnSmallDisk(small: SmallDisk, env: Record<string, string> = {}): Promise<RunningService> {
+  const dataDir = small.newFolder();
+  onTestFinished(() => fs.rmSync(dataDir, { recursive: true, force: true })); // runs after the service's own stop (hooks run last-in, first-out)
+  return startService({ MIN_FREE_DISK_BYTES: '0', ...env, DATA_DIR: dataDir });
+}
+
+/** A JPEG of `bytes` bytes: a real header, then padding the header read never looks at. */
+async function jpegOfSize(bytes: number): Promise<Buffer> {
+  const image = await gradientJpeg(64, 64);
+  return Buffer.concat([image, Buffer.alloc(bytes - image.length, 0x5a)]);
+}
+
+function expectUnavailable(answer: Answer, code: string): void {
+  expectProblem(answer, 503, code);
+  expect(Number(answer.headers.get('retry-after'))).toBeGreaterThan(0);
+}
+
+interface RawAnswer {
+  readonly status: number;
+  readonly headers: http.IncomingHttpHeaders;
+  readonly body: Record<string, unknown>;
+}
+
+/**
+ * Sends a request through `agent` whose body is written by `send` as the
+ * service reads it; resolves with the answer as soon as it comes, even if
+ * `send` has more to write (the service may answer before the body ends).
+ */
+function streamRequest(
+  agent: http.Agent, url: string, pathName: string, headers: http.OutgoingHttpHeaders, send: (req: http.ClientRequest) => Promise<void>,
+): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(new URL(pathName, url), { method: 'POST', agent, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: JSON.parse(Buffer.concat(chunks).toString() || '{}') as Record<string, unknown> }));
+    });
+    let answered = false;
+    req.on('response', () => {
+      answered = true;
+    });
+    // Writing after the service has answered and closed may fail: the answer is what counts.
+    req.on('error', (error) => {
+      if (!answered) reject(error);
+    });
+    send(req).then(
+      () => req.end(),
+      () => undefined,
+    );
+  });
+}
+
+/** `GET /health` through `agent`, failing if no answer comes within `timeoutMs`. */
+function healthThrough(agent: http.Agent, url: string, timeoutMs = 3_000): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(new URL('/health', url), { agent, timeout: timeoutMs }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+  });
+}
+
+/** Writes `chunk` and waits until the socket takes more. */
+async function write(req: http.ClientRequest, chunk: Buffer): Promise<void> {
+  if (!req.write(chunk)) await new Promise((resolve) => req.once('drain', resolve));
+}
+
+/** Waits until the service holds a temp file: the submission has passed its checks and is writing its body. */
+async function uploadUnderWay(service: RunningService): Promise<void> {
+  await waitFor(() => service.tempFiles().length > 0, 5_000);
+}
+
+describe.skipIf(disk === null)('on a full disk', () => {
+  const small = disk as SmallDisk;
+
+  it('a retry or cancel that cannot be written answers 503 disk_full, the database unchanged; both work once space returns', async () => {
+    const service = await serviceOnSmallDisk(small);
+    const { url } = service;
+    const image = await gradientJpeg(32, 32);
+    const first = await submitRaw(url, image, `?delayMs=${HOUR_MS}`);
+    const second = await submitRaw(url, image, `?delayMs=${HOUR_MS}`);
+    expect([first.status, second.status]).toEqual([202, 202]);
+    const [firstId, secondId] = [Number(first.body.id), Number(second.body.id)];
+    const runAt = service.service.repo.getJob(firstId)?.runAt;
+
+    small.leaveFree(0);
+    expectUnavailable(await call(`${url}/jobs/${firstId}/retry`, { method: 'POST' }), 'disk_full');
+    expectUnavailable(await call(`${url}/jobs/${secondId}/cancel`, { method: 'POST' }), 'disk_full');
+    expect(service.service.repo.getJob(firstId)).toMatchObject({ status: 'queued', runAt });
+    expect(service.service.repo.getJob(secondId)).toMatchObject({ status: 'queued' });
+
+    small.empty();
+    const cancelled = await call(`${url}/jobs/${secondId}/cancel`, { method: 'POST' });
+    expect(cancelled.status).toBe(200);
+    expect(service.service.repo.getJob(secondId)?.status).toBe('cancelled');
+    const retried = await call(`${url}/jobs/${firstId}/retry`, { method: 'POST' });
+    expect(retried.status).toBe(200);
+    const stored = service.service.repo.getJob(firstId);
+    expect(stored?.runAt).toBeLessThan(Date.now() + 1);
+    expect(new Date(String(retried.body.runAt)).getTime()).toBe(stored?.runAt);
+    expect((await jobEnded(url, firstId)).status).toBe('succeeded');
+  });
+
+  it('a submission whose row finds no room answers 503 disk_full and leaves no row and no file', async () => {
+    const service = await serviceOnSmallDisk(small);
+    const { url } = service;
+    const image = await jpegOfSize(2 * MiB);
+    small.leaveFree(image.length + 8 * 1024); // the image fits; its row and the WAL do not
+    const answer = await submitRaw(url, image);
+    expectUnavailable(answer, 'disk_full');
+    expect(service.service.repo.countByStatus().queued).toBe(0);
+    expect(service.tempFiles()).toEqual([]);
+
+    small.empty();
+    expect((await submitRaw(url, image, `?delayMs=${HOUR_MS}`)).status).toBe(202);
+  });
+
+  it('a raw body that meets a full disk mid-stream answers 503 disk_full, closes the connection, and the next request is answered', async () => {
+    const service = await serviceOnSmallDisk(small, { MAX_UPLOAD_BYTES: String(8 * MiB) });
+    const { url } = service;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    onTestFinished(() => agent.destroy());
+    const image = await jpegOfSize(6 * MiB);
+    const answer = await streamRequest(agent, url, '/jobs', { 'content-type': 'image/jpeg', 'transfer-encoding': 'chunked' }, async (req) => {
+      await write(req, image.subarray(0, MiB));
+      await uploadUnderWay(service);
+      small.leaveFree(0); // another writer takes the rest of the disk while the body streams
+      for (let at = MiB; at < image.length; at += MiB) await write(req, image.subarray(at, at + MiB));
+    });
+    expect(answer.status, JSON.stringify(answer.body)).toBe(503);
+    expect(answer.body.code).toBe('disk_full');
+    expect(Number(answer.headers['retry-after'])).toBeGreaterThan(0);
+    expect(answer.headers.connection).toBe('close');
+    expect(await healthThrough(agent, url)).toBe(200);
+    await waitFor(() => service.tempFiles().length === 0, 5_000);
+    expect(service.service.repo.countByStatus().queued).toBe(0);
+  });
+
+  it('a multipart body that meets a full disk mid-stream answers 503 disk_full and leaves nothing behind', async () => {
+    const service = await serviceOnSmallDisk(small, { MAX_UPLOAD_BYTES: String(8 * MiB) });
+    const { url } = service;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    onTestFinished(() => agent.destroy());
+    const image = await jpegOfSize(6 * MiB);
+    const boundary = 'full-disk-boundary';
+    const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="images"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`);
+    const answer = await streamRequest(
+      agent, url, '/jobs', { 'content-type': `multipart/form-data; boundary=${boundary}`, 'transfer-encoding': 'chunked' },
+      async (req) => {
+        await write(req, Buffer.concat([head, image.subarray(0, MiB)]));
+        await uploadUnderWay(service);
+        small.leaveFree(0);
+        for (let at = MiB; at < image.length; at += MiB) await write(req, image.subarray(at, at + MiB));
+        await write(req, Buffer.from(`\r\n--${boundary}--\r\n`));
+      },
+    );
+    expect(answer.status, JSON.stringify(answer.body)).toBe(503);
+    expect(answer.body.code).toBe('disk_full');
+    expect(await healthThrough(agent, url)).toBe(200);
+    await waitFor(() => service.tempFiles().length === 0, 5_000);
+    expect(service.service.repo.countByStatus().queued).toBe(0);
+  });
+
+  it('a body refused as too large while it streams closes the connection, and the next request is answered', async () => {
+    const { url } = await serviceOnSmallDisk(small, { MAX_UPLOAD_BYTES: String(MiB) });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    onTestFinished(() => agent.destroy());
+    const image = await jpegOfSize(3 * MiB);
+    const answer = await streamRequest(agent, url, '/jobs', { 'content-type': 'image/jpeg', 'transfer-encoding': 'chunked' }, async (req) => {
+      for (let at = 0; at < image.length; at += 256 * 1024) await write(req, image.subarray(at, at + 256 * 1024));
+    });
+    expect(answer.status).toBe(413);
+    expect(answer.headers.connection).toBe('close');
+    expect(await healthThrough(agent, url)).toBe(200);
+  });
+
+  it('uploads in flight reserve their size: concurrent large uploads get 503 disk_low before the disk fills', async () => {
+    const minFree = 4 * MiB;
+    const service = await serviceOnSmallDisk(small, { MIN_FREE_DISK_BYTES: String(minFree), MAX_UPLOAD_BYTES: String(8 * MiB) });
+    const { url } = service;
+    const image = await jpegOfSize(6 * MiB);
+    const before = small.freeBytes();
+    let lowest = before;
+    const sampler = setInterval(() => {
+      lowest = Math.min(lowest, small.freeBytes());
+    }, 5);
+    onTestFinished(() => clearInterval(sampler));
+    // Eight slow uploads at once: each is in flight while the others check the disk.
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, () => {
+        const agent = new http.Agent({ keepAlive: false });
+        return streamRequest(agent, url, `/jobs?delayMs=${HOUR_MS}`, { 'content-type': 'image/jpeg', 'content-length': image.length }, async (req) => {
+          for (let at = 0; at < image.length; at += MiB) {
+            await write(req, image.subarray(at, at + MiB));
+            await delay(40);
+          }
+        });
+      }),
+    );
+    clearInterval(sampler);
+    const statuses = answers.map((answer) => answer.status);
+    const accepted = statuses.filter((status) => status === 202).length;
+    expect(statuses.every((status) => status === 202 || status === 503), JSON.stringify(statuses)).toBe(true);
+    expect(answers.filter((answer) => answer.status === 503).every((answer) => answer.body.code === 'disk_low' && Number(answer.headers['retry-after']) > 0)).toBe(true);
+    expect(accepted).toBeGreaterThan(0);
+    expect(accepted).toBeLessThan(8);
+    // Every accepted upload fitted above the floor; the refused ones never began.
+    expect(accepted * image.length).toBeLessThanOrEqual(before - minFree);
+    expect(lowest).toBeGreaterThan(minFree - MiB);
+    expect(service.service.repo.countByStatus().queued).toBe(accepted);
+    expect(service.tempFiles()).toHaveLength(accepted);
+  });
+
+  it('back-to-back submissions stop with 503 disk_low before free space falls below MIN_FREE_DISK_BYTES', async () => {
+    const minFree = 8 * MiB;
+    const service = await serviceOnSmallDisk(small, { MIN_FREE_DISK_BYTES: String(minFree) });
+    const { url } = service;
+    const image = await jpegOfSize(3 * MiB);
+    let accepted = 0;
+    for (;;) {
+      const answer = await submitRaw(url, image, `?delayMs=${HOUR_MS}`);
+      if (answer.status !== 202) {
+        expectUnavailable(answer, 'disk_low');
+        break;
+      }
+      accepted += 1;
+      // Rows and the WAL take a little beside the images.
+      expect(small.freeBytes()).toBeGreaterThan(minFree - 256 * 1024);
+    }
+    expect(accepted).toBeGreaterThan(0);
+    expect(small.freeBytes()).toBeLessThan(minFree + image.length + 256 * 1024);
+    expect(service.service.repo.countByStatus().queued).toBe(accepted);
+  });
+
+  it('/ready says not ready while the disk is low, and ready again once space returns', async () => {
+    const minFree = 4 * MiB;
+    const { url } = await serviceOnSmallDisk(small, { MIN_FREE_DISK_BYTES: String(minFree) });
+    expect((await call(`${url}/ready`)).status).toBe(200);
+    small.leaveFree(2 * MiB);
+    const low = await call(`${url}/ready`);
+    expect(low.status).toBe(503);
+    expect(low.body).toMatchObject({ status: 'not_ready', checks: { disk: false, database: true } });
+    expectUnavailable(await submitRaw(url, await gradientJpeg(16, 16)), 'disk_low');
+    small.empty();
+    expect((await call(`${url}/ready`)).status).toBe(200);
+  });
+
+  it('an attempt whose output meets a full disk retries past its last attempt and succeeds once space returns', async () => {
+    const service = await serviceOnSmallDisk(small, { MAX_ATTEMPTS: '1' });
+    const { url } = service;
+    const image = await noiseJpeg(1500, 1500); // its WebP is about 1 MB
+    const submitted = await submitRaw(url, image, '?delayMs=1000');
+    expect(submitted.status).toBe(202);
+    const id = Number(submitted.body.id);
+    small.leaveFree(256 * 1024); // room for the database's writes, not for the output
+    const waiting = await waitFor(() => {
+      const job = service.service.repo.getJob(id);
+      return job?.status === 'queued' && job.lastError?.code === 'disk_full' ? job : null;
+    }, 15_000, 20);
+    expect(waiting.attempts).toBeGreaterThanOrEqual(1);
+    expect(service.tempFiles().filter((name) => name.includes('.out.'))).toEqual([]); // a failed output is not left behind
+
+    small.empty();
+    const ended = await jobEnded(url, id, 20_000);
+    expect(ended.status).toBe('succeeded');
+    expect((await call(`${url}/jobs/${id}/images/0`)).status).toBe(200);
+    expect(service.tempFiles()).toEqual([]);
+  });
+});
