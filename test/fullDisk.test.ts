@@ -1,6 +1,13 @@
 import fs from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
+import { pino } from 'pino';
 import { afterAll, afterEach, describe, expect, it, onTestFinished } from 'vitest';
+import { createJobRepository } from '../src/db/jobRepository.js';
+import { openDatabase } from '../src/db/open.js';
+import { TransientError } from '../src/queue/errors.js';
+import { createScheduler } from '../src/queue/scheduler.js';
+import { newJob } from './support/db.js';
 import { call, expectProblem, jobEnded, submitRaw, type Answer } from './support/http.js';
 import { gradientJpeg, noiseJpeg } from './support/images.js';
 import { startService, type RunningService } from './support/service.js';
@@ -294,5 +301,58 @@ describe.skipIf(disk === null)('on a full disk', () => {
     expect(ended.status).toBe('succeeded');
     expect((await call(`${url}/jobs/${id}/images/0`)).status).toBe(200);
     expect(service.tempFiles()).toEqual([]);
+  });
+
+  it('heartbeats, claims and an attempt\'s outcome that meet a full disk wait for space: no job is stuck and the loop lives', async () => {
+    const db = openDatabase(path.join(small.newFolder(), 'jobs.db'), { synchronous: 'NORMAL' });
+    onTestFinished(() => {
+      db.close();
+    });
+    const repo = createJobRepository(db);
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const attemptsSeen: number[] = [];
+    const scheduler = createScheduler({
+      repo,
+      log: pino({ level: 'silent' }),
+      maxConcurrentJobs: 2,
+      jobTimeoutMs: 30_000,
+      retryBaseMs: 10,
+      retryMaxMs: 20,
+      leaseMs: 300,
+      heartbeatMs: 50,
+      handler: {
+        async perform({ job, ref }) {
+          attemptsSeen.push(job.id);
+          // The first job's first attempt runs while the disk fills, then fails.
+          if (job.id === 1 && ref.attempt === 1) {
+            await held;
+            throw new TransientError('destination_5xx', 'the destination answered 503');
+          }
+        },
+        release: async () => undefined,
+      },
+    });
+    onTestFinished(() => scheduler.stop(0).then(() => undefined));
+    const now = Date.now();
+    const first = repo.insertJob(newJob({ runAt: now }), now).job;
+    const second = repo.insertJob(newJob({ runAt: now + 300 }), now).job;
+    scheduler.start();
+    await waitFor(() => repo.getJob(first.id)?.status === 'running');
+
+    small.leaveFree(0);
+    await delay(700); // heartbeats fail past the lease, the claim of the second job fails
+    release(); // the attempt fails; its outcome cannot be written
+    await delay(300);
+    expect(repo.getJob(first.id)?.status).toBe('running');
+    expect(repo.getJob(second.id)?.status).toBe('queued');
+
+    small.empty();
+    await waitFor(() => repo.getJob(first.id)?.status === 'succeeded' && repo.getJob(second.id)?.status === 'succeeded', 10_000, 20);
+    expect(repo.getJob(first.id)).toMatchObject({ attempts: 2, lastError: null });
+    // The first attempt's failure was written as it happened, not lost to lease expiry.
+    expect(repo.listEvents(first.id).map((event) => event.kind)).toEqual(['started', 'retrying', 'started', 'succeeded']);
   });
 });
