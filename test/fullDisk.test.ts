@@ -151,47 +151,35 @@ describe.skipIf(disk === null)('on a full disk', () => {
     expect((await submitRaw(url, image, `?delayMs=${HOUR_MS}`)).status).toBe(202);
   });
 
-  it('a raw body that meets a full disk mid-stream answers 503 disk_full, closes the connection, and the next request is answered', async () => {
+  const boundary = 'full-disk-boundary';
+  /** How each form of submission frames one image's bytes. */
+  const forms = [
+    { form: 'raw', contentType: 'image/jpeg', before: Buffer.alloc(0), after: Buffer.alloc(0) },
+    {
+      form: 'multipart',
+      contentType: `multipart/form-data; boundary=${boundary}`,
+      before: Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="images"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`),
+      after: Buffer.from(`\r\n--${boundary}--\r\n`),
+    },
+  ];
+
+  it.each(forms)('a $form body that meets a full disk mid-stream answers 503 disk_full, closes the connection, leaves nothing, and the next request is answered', async ({ contentType, before, after }) => {
     const service = await serviceOnSmallDisk(small, { MAX_UPLOAD_BYTES: String(8 * MiB) });
     const { url } = service;
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     onTestFinished(() => agent.destroy());
     const image = await jpegOfSize(6 * MiB);
-    const answer = await streamRequest(agent, url, '/jobs', { 'content-type': 'image/jpeg', 'transfer-encoding': 'chunked' }, async (req) => {
-      await write(req, image.subarray(0, MiB));
+    const answer = await streamRequest(agent, url, '/jobs', { 'content-type': contentType, 'transfer-encoding': 'chunked' }, async (req) => {
+      await write(req, Buffer.concat([before, image.subarray(0, MiB)]));
       await uploadUnderWay(service);
       small.leaveFree(0); // another writer takes the rest of the disk while the body streams
       for (let at = MiB; at < image.length; at += MiB) await write(req, image.subarray(at, at + MiB));
+      await write(req, after);
     });
     expect(answer.status, JSON.stringify(answer.body)).toBe(503);
     expect(answer.body.code).toBe('disk_full');
     expect(Number(answer.headers['retry-after'])).toBeGreaterThan(0);
     expect(answer.headers.connection).toBe('close');
-    expect(await healthThrough(agent, url)).toBe(200);
-    await waitFor(() => service.tempFiles().length === 0, 5_000);
-    expect(service.service.repo.countByStatus().queued).toBe(0);
-  });
-
-  it('a multipart body that meets a full disk mid-stream answers 503 disk_full and leaves nothing behind', async () => {
-    const service = await serviceOnSmallDisk(small, { MAX_UPLOAD_BYTES: String(8 * MiB) });
-    const { url } = service;
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    onTestFinished(() => agent.destroy());
-    const image = await jpegOfSize(6 * MiB);
-    const boundary = 'full-disk-boundary';
-    const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="images"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`);
-    const answer = await streamRequest(
-      agent, url, '/jobs', { 'content-type': `multipart/form-data; boundary=${boundary}`, 'transfer-encoding': 'chunked' },
-      async (req) => {
-        await write(req, Buffer.concat([head, image.subarray(0, MiB)]));
-        await uploadUnderWay(service);
-        small.leaveFree(0);
-        for (let at = MiB; at < image.length; at += MiB) await write(req, image.subarray(at, at + MiB));
-        await write(req, Buffer.from(`\r\n--${boundary}--\r\n`));
-      },
-    );
-    expect(answer.status, JSON.stringify(answer.body)).toBe(503);
-    expect(answer.body.code).toBe('disk_full');
     expect(await healthThrough(agent, url)).toBe(200);
     await waitFor(() => service.tempFiles().length === 0, 5_000);
     expect(service.service.repo.countByStatus().queued).toBe(0);
