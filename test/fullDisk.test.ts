@@ -5,8 +5,10 @@ import { pino } from 'pino';
 import { afterAll, afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { createJobRepository } from '../src/db/jobRepository.js';
 import { openDatabase } from '../src/db/open.js';
+import { TEMP_GRACE_MS } from '../src/ops/sweeper.js';
 import { TransientError } from '../src/queue/errors.js';
 import { createScheduler } from '../src/queue/scheduler.js';
+import { createDiskSpace, DiskLowError } from '../src/storage/diskSpace.js';
 import { newJob } from './support/db.js';
 import { call, expectProblem, jobEnded, submitRaw, type Answer } from './support/http.js';
 import { gradientJpeg, noiseJpeg } from './support/images.js';
@@ -342,5 +344,59 @@ describe.skipIf(disk === null)('on a full disk', () => {
     expect(repo.getJob(first.id)).toMatchObject({ attempts: 2, lastError: null });
     // The first attempt's failure was written as it happened, not lost to lease expiry.
     expect(repo.listEvents(first.id).map((event) => event.kind)).toEqual(['started', 'retrying', 'started', 'succeeded']);
+  });
+
+  it('reservations count against the free space until written or released, and the operator is told once per episode', async () => {
+    const folder = small.newFolder();
+    const lines: { level: number; msg: string }[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as { level: number; msg: string }) });
+    const minFree = 4 * MiB;
+    const space = createDiskSpace(folder, minFree, log);
+    const free = small.freeBytes();
+    const held = [];
+    for (;;) {
+      try {
+        held.push(await space.reserve(2 * MiB));
+      } catch (error) {
+        expect(error).toBeInstanceOf(DiskLowError);
+        break;
+      }
+    }
+    expect(held.length).toBe(Math.floor((free - minFree) / (2 * MiB)));
+    await expect(space.reserve(2 * MiB)).rejects.toBeInstanceOf(DiskLowError); // refused twice, told once
+    expect((await space.measure()).reservedBytes).toBe(held.length * 2 * MiB);
+
+    // Bytes written move from the reservation to the volume's own figure, without counting twice.
+    const [first] = held;
+    fs.writeFileSync(path.join(folder, 'landed'), Buffer.alloc(MiB));
+    first?.landed(MiB);
+    expect((await space.measure()).reservedBytes).toBe(held.length * 2 * MiB - MiB);
+    for (const reservation of held) reservation.release();
+    first?.release(); // idempotent
+    expect(await space.measure()).toMatchObject({ reservedBytes: 0, low: false });
+
+    space.noticeFull({ where: 'a test' });
+    space.noticeFull({ where: 'a test' });
+    await space.measure();
+    const told = lines.map((line) => line.msg.split(':')[0]);
+    expect(told).toEqual(['disk low', 'disk space is back', 'disk full', 'disk space is back']);
+  });
+
+  it('a sweep on a full disk skips its database steps and still removes orphaned temp files', async () => {
+    const service = await serviceOnSmallDisk(small, { COMPLETED_TTL_MS: '0' });
+    const { url, config } = service;
+    const submitted = await submitRaw(url, await gradientJpeg(32, 32));
+    expect((await jobEnded(url, submitted.body.id)).status).toBe('succeeded');
+    const orphan = path.join(config.tmpDir, '00000000-0000-4000-8000-000000000000.0');
+    fs.writeFileSync(orphan, Buffer.alloc(MiB));
+    const later = Date.now() + TEMP_GRACE_MS + 60_000;
+
+    small.leaveFree(0);
+    const onFullDisk = await service.service.ops.sweeper.sweep(later);
+    expect(onFullDisk).toMatchObject({ jobsPruned: 0, tempFilesRemoved: 1 });
+    expect(fs.existsSync(orphan)).toBe(false);
+
+    small.empty();
+    expect((await service.service.ops.sweeper.sweep(later)).jobsPruned).toBe(1);
   });
 });
