@@ -8,6 +8,7 @@ import { openDatabase } from '../src/db/open.js';
 import { TEMP_GRACE_MS } from '../src/ops/sweeper.js';
 import { TransientError } from '../src/queue/errors.js';
 import { createScheduler } from '../src/queue/scheduler.js';
+import { DiskFullError, diskFullOr } from '../src/storage/diskFull.js';
 import { createDiskSpace, DiskLowError } from '../src/storage/diskSpace.js';
 import { newJob } from './support/db.js';
 import { call, expectProblem, jobEnded, submitRaw, type Answer } from './support/http.js';
@@ -398,5 +399,17 @@ describe.skipIf(disk === null)('on a full disk', () => {
 
     small.empty();
     expect((await service.service.ops.sweeper.sweep(later)).jobsPruned).toBe(1);
+  });
+
+  it('an SQLite I/O error counts as a full disk only while the database\'s volume is nearly full', () => {
+    const folder = small.newFolder();
+    // As better-sqlite3 reports an ENOSPC met while growing the WAL index (-shm).
+    const ioError = Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR_SHMSIZE' });
+    expect(diskFullOr(ioError, folder)).toBe(ioError);
+    small.leaveFree(0);
+    expect(diskFullOr(ioError, folder)).toBeInstanceOf(DiskFullError);
+    expect(diskFullOr(ioError)).toBe(ioError); // no folder named: no guess
+    const full = Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    expect(diskFullOr(full)).toBeInstanceOf(DiskFullError);
   });
 });

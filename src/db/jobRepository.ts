@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { heldFsync } from '../storage/fsync.js';
 import { surfaceDiskFull } from './surfaceDiskFull.js';
@@ -468,5 +469,5 @@ export function createJobRepository(db: Database.Database) {
       const [row] = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
       return row ?? { busy: 0, log: 0, checkpointed: 0 };
     },
-  });
+  }, path.dirname(db.name));
 }

@@ -4,11 +4,12 @@ type Verbs = Record<string, (...args: never[]) => unknown>;
 
 /**
  * `verbs` as they are, except that a write finding the disk full (SQLITE_FULL,
- * or ENOSPC from an fsync) throws `DiskFullError`, whether it throws or
- * rejects: every caller meets one error for it, which the API answers with
- * 503 and an attempt retries, whichever verb it used.
+ * an SQLite I/O error on a nearly full volume, ENOSPC from an fsync) throws
+ * `DiskFullError`, whether it throws or rejects: every caller meets one
+ * error for it, which the API answers with 503 and an attempt retries,
+ * whichever verb it used. `dir` is the database's folder.
  */
-export function surfaceDiskFull<T extends Verbs>(verbs: T): T {
+export function surfaceDiskFull<T extends Verbs>(verbs: T, dir: string): T {
   const surfaced: Record<string, unknown> = {};
   for (const [name, verb] of Object.entries(verbs)) {
     surfaced[name] = (...args: never[]): unknown => {
@@ -16,9 +17,9 @@ export function surfaceDiskFull<T extends Verbs>(verbs: T): T {
       try {
         result = verb(...args);
       } catch (error) {
-        throw diskFullOr(error);
+        throw diskFullOr(error, dir);
       }
-      return result instanceof Promise ? result.catch((error: unknown) => Promise.reject(diskFullOr(error))) : result;
+      return result instanceof Promise ? result.catch((error: unknown) => Promise.reject(diskFullOr(error, dir))) : result;
     };
   }
   return surfaced as T;

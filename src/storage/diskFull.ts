@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { TransientError } from '../queue/errors.js';
 
 /** The code a job records, and the API answers, for a write that met a full disk. */
@@ -6,7 +7,8 @@ export const DISK_FULL = 'disk_full';
 /**
  * A write found no room on the volume holding DATA_DIR: a file write or
  * rename (ENOSPC, EDQUOT) or a database write (SQLITE_FULL: SQLite's unix
- * layer reports a failed write with ENOSPC as that). Nothing was stored. It
+ * layer reports a failed write with ENOSPC as that; see `diskFullOr` for
+ * its I/O errors). Nothing was stored. It
  * is transient: the same write succeeds once space returns, so an attempt
  * retries, and the API answers 503 `disk_full` with Retry-After.
  */
@@ -20,14 +22,32 @@ export class DiskFullError extends TransientError {
 
 const fullCodes = new Set(['ENOSPC', 'EDQUOT', 'SQLITE_FULL']);
 
-/** Whether `error` says the volume is full, from its system or SQLite code. */
-export function isDiskFull(error: unknown): boolean {
-  if (error instanceof DiskFullError) return true;
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && fullCodes.has(code);
+/**
+ * Below this much free space, an SQLite I/O error on the volume is taken for
+ * a full disk: SQLite says SQLITE_FULL only for a failed write of the
+ * database or WAL; an ENOSPC growing the WAL index (-shm) or in an fsync
+ * reaches it as SQLITE_IOERR_SHMSIZE, SQLITE_IOERR_FSYNC and the like.
+ */
+const NEARLY_FULL_BYTES = 1024 * 1024;
+
+function nearlyFull(dir: string): boolean {
+  try {
+    const stats = fs.statfsSync(dir);
+    return stats.bavail * stats.bsize < NEARLY_FULL_BYTES;
+  } catch {
+    return false; // no figure: the I/O error stays what it is
+  }
 }
 
-/** `error` as a `DiskFullError` when it says the disk is full; otherwise `error` itself. */
-export function diskFullOr(error: unknown): unknown {
-  return isDiskFull(error) && !(error instanceof DiskFullError) ? new DiskFullError(error) : error;
+/**
+ * `error` as a `DiskFullError` when it says the volume is full (from its
+ * system or SQLite code; an SQLite I/O error when `dir`, the database's
+ * folder, is given and its volume is nearly full); otherwise `error` itself.
+ */
+export function diskFullOr(error: unknown, dir?: string): unknown {
+  if (error instanceof DiskFullError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return error;
+  const full = fullCodes.has(code) || (dir !== undefined && code.startsWith('SQLITE_IOERR') && nearlyFull(dir));
+  return full ? new DiskFullError(error) : error;
 }
