@@ -31,7 +31,6 @@ export interface Submission {
   readonly log: Logger;
 }
 
-
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
 
 export function parseIdempotencyKey(header: string): string | null {
