@@ -27,8 +27,9 @@ export function mountSmallDisk(sizeBytes: number): SmallDisk | string {
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeBytes}`, 'tmpfs', root], { stdio: 'pipe' });
   } catch (error) {
     fs.rmdirSync(root);
-    const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim();
-    return stderr || (error as Error).message;
+    // mount's first line says why ("must be superuser"); the skip is told in one line.
+    const reason = (error as { stderr?: Buffer }).stderr?.toString().trim() || (error as Error).message;
+    return reason.split('\n', 1)[0] ?? reason;
   }
   const filler = path.join(root, 'filler');
   let folders = 0;
