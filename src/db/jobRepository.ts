@@ -94,10 +94,10 @@ export function createJobRepository(db: Database.Database) {
               last_error_code = @code, last_error_message = @message
         WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
     ),
-    // Give an interrupted attempt's job back without counting the attempt.
+    // Give an interrupted attempt's job back without counting the attempt. run_at stays as it was: the job keeps its place.
     returnAttempt: db.prepare<{ id: number; owner: string; attempt: number; now: number }>(
       `UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL,
-              run_at = @now, updated_at = @now
+              updated_at = @now
         WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
     ),
     // Cancel a job that has not ended.
@@ -339,7 +339,7 @@ export function createJobRepository(db: Database.Database) {
       return endAttemptTx.immediate(ref, sql.retry, { ...params, runAt: retryAt }, EventKind.retrying, now, error) ? 'retrying' : null;
     },
 
-    /** running → queued, due now, without counting the attempt (graceful shutdown). */
+    /** running → queued at its old place (run_at unchanged), without counting the attempt (graceful shutdown). */
     returnAttempt(ref: AttemptRef, now: number): boolean {
       return endAttemptTx.immediate(ref, sql.returnAttempt, {}, EventKind.returned, now, null);
     },
