@@ -56,6 +56,15 @@ export interface AttemptEnd {
   readonly durationMs: number;
 }
 
+const attemptEndMessages: Readonly<Record<AttemptOutcome, string>> = {
+  succeeded: 'job succeeded',
+  retrying: 'job retrying',
+  failed: 'job failed',
+  returned: 'attempt returned to the queue',
+  cancelled: 'attempt cancelled',
+  superseded: 'attempt superseded: it no longer held its job',
+};
+
 /** Why an attempt was stopped from outside, when it was not the work's own doing. */
 export class ShutdownAbort extends Error {
   constructor() {
@@ -264,36 +273,39 @@ export function createScheduler(options: SchedulerOptions) {
     const at = now();
     let ended = false;
     let outcome: AttemptOutcome = 'superseded';
-    let errorCode: string | null = null;
+    let failure: { code: string; message: string; retryAt: number | null } | null = null;
     if (ok) {
       ended = await completeAttempt(attempt);
-      if (ended) {
-        outcome = 'succeeded';
-        log.info({ jobId: job.id, attempt: ref.attempt, durationMs }, 'job succeeded');
-      }
+      if (ended) outcome = 'succeeded';
     } else if (thrown instanceof ShutdownAbort) {
-      if (repo.returnAttempt(ref, at)) {
-        outcome = 'returned';
-        log.info({ jobId: job.id, attempt: ref.attempt }, 'attempt returned to the queue');
-      }
+      if (repo.returnAttempt(ref, at)) outcome = 'returned';
     } else if (thrown instanceof CancelAbort) {
       outcome = 'cancelled';
     } else if (!(thrown instanceof LeaseLostAbort)) {
-      const failure = classifyError(thrown);
-      const retryAt = decideRetry(failure, job, at, options, options.random);
-      const written = repo.failAttempt(ref, failure, retryAt, at);
+      const classified = classifyError(thrown);
+      const { retryAt, message } = decideRetry(classified, job, at, options, options.random);
+      const written = repo.failAttempt(ref, { code: classified.code, message }, retryAt, at);
       if (written !== null) {
         outcome = written;
-        errorCode = failure.code;
-        log.warn({ jobId: job.id, attempt: ref.attempt, code: failure.code, err: failure.message, retryAt, durationMs }, `job ${written}`);
+        failure = { code: classified.code, message, retryAt };
       }
       ended = written === 'failed';
     }
-    options.onAttemptEnd?.({ job, attempt: ref.attempt, outcome, errorCode, durationMs });
+    logAttemptEnd(job, ref.attempt, outcome, durationMs, failure);
+    options.onAttemptEnd?.({ job, attempt: ref.attempt, outcome, errorCode: failure?.code ?? null, durationMs });
     // Whatever this attempt could or could not write, a job that has ended
     // (here, by a cancel, or elsewhere) gives its files back.
     const current = ended ? null : repo.getJob(job.id);
     if (ended || (current !== null && isTerminal(current.status))) await handler.release(current ?? job);
+  }
+
+  /** Every end of an attempt is one log line saying how it ended. */
+  function logAttemptEnd(
+    job: Job, attempt: number, outcome: AttemptOutcome, durationMs: number, failure: { code: string; message: string; retryAt: number | null } | null,
+  ): void {
+    const fields = { jobId: job.id, attempt, outcome, durationMs };
+    if (failure !== null) log.warn({ ...fields, code: failure.code, err: failure.message, retryAt: failure.retryAt }, attemptEndMessages[outcome]);
+    else log.info(fields, attemptEndMessages[outcome]);
   }
 
   /**
