@@ -311,7 +311,13 @@ describe('job routes', () => {
     expectProblem(await call(`${s.url}/jobs/999`), 404, 'job_not_found');
     expectProblem(await call(`${s.url}/jobs/abc`), 404, 'not_found');
     expectProblem(await call(`${s.url}/nowhere`), 404, 'not_found');
-    expectProblem(await call(`${s.url}/jobs/1`, { method: 'DELETE' }), 405, 'method_not_allowed');
+    const wrongMethod = await call(`${s.url}/jobs/1`, { method: 'DELETE' });
+    expectProblem(wrongMethod, 405, 'method_not_allowed');
+    expect(wrongMethod.headers.get('allow')).toBe('HEAD, GET');
+    const unknownMethod = await call(`${s.url}/jobs`, { method: 'PROPFIND' });
+    expectProblem(unknownMethod, 405, 'method_not_allowed');
+    expect(unknownMethod.headers.get('allow')?.split(', ').sort()).toEqual(['GET', 'HEAD', 'POST']);
+    expectProblem(await call(`${s.url}/nowhere`, { method: 'PROPFIND' }), 404, 'not_found');
   });
 
   it('cancels a queued job, deletes its temp files, and refuses to cancel it twice', async () => {
