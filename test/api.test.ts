@@ -122,6 +122,26 @@ describe('POST /jobs with multipart/form-data', () => {
     await jobWhen(s, answer.body.id, 'succeeded');
   });
 
+  it('keeps non-ASCII filenames as sent: raw UTF-8 (as curl and browsers send them) and RFC 5987 filename*', async () => {
+    const s = await startService();
+    const image = await jpeg();
+    const boundary = 'names-boundary';
+    // Each part's headers, written byte for byte as curl -F "images=@фото 1.jpg" does: the name in UTF-8, unescaped.
+    const part = (disposition: string): Buffer => Buffer.concat([
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="images"; ${disposition}\r\nContent-Type: image/jpeg\r\n\r\n`, 'utf8'),
+      image,
+      Buffer.from('\r\n'),
+    ]);
+    const body = Buffer.concat([
+      part('filename="фото 1.jpg"'),
+      part(`filename*=UTF-8''${encodeURIComponent('été ☀.jpg')}`),
+      Buffer.from(`--${boundary}--\r\n`),
+    ]);
+    const answer = await call(`${s.url}/jobs`, { method: 'POST', body, headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } });
+    expect(answer.status, JSON.stringify(answer.body)).toBe(202);
+    expect((answer.body.images as Record<string, unknown>[]).map((stored) => stored.originalName)).toEqual(['фото 1.jpg', 'été ☀.jpg']);
+  });
+
   it('keeps a path-traversal filename as metadata only', async () => {
     const s = await startService();
     const name = '../../../../tmp/escape-attempt.jpg';

@@ -72,6 +72,9 @@ export function receiveMultipart(req: IncomingMessage, store: TempStore, key: st
         headers: req.headers,
         // Keep the filename as the client sent it: it is metadata, never a path.
         preservePath: true,
+        // Clients (curl, browsers) send a filename's UTF-8 bytes as they are; busboy would read them as Latin-1.
+        // An RFC 5987 `filename*` names its own charset and is decoded by it.
+        defParamCharset: 'utf8',
         limits: {
           // One byte past the limit, so the store sees the excess and says 413.
           fileSize: limits.maxUploadBytes + 1,
