@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { openFilesUnder } from './support/descriptors.js';
 import { pixelBombPng } from './support/images.js';
 import { startService, type RunningService } from './support/service.js';
+import { tiffWithDirectoryLast } from './support/tiff.js';
 import { delay, waitFor } from './support/wait.js';
 
 const jpeg = (width = 64, height = 48): Promise<Buffer> =>
@@ -120,6 +121,20 @@ describe('POST /jobs with multipart/form-data', () => {
     ]);
     expect(answer.body.options).toMatchObject({ quality: 70 });
     await jobWhen(s, answer.body.id, 'succeeded');
+  });
+
+  it('converts TIFFs whose directory comes after the pixels, little- and big-endian', async () => {
+    const s = await startService();
+    const [width, height] = [200, 120];
+    const pixels = await sharp({ create: { width, height, channels: 3, background: { r: 10, g: 120, b: 240 } } }).raw().toBuffer();
+    const files = (['II', 'MM'] as const).map((order) => ({ bytes: tiffWithDirectoryLast(width, height, pixels, order), name: `${order}.tiff` }));
+    const answer = await multipart(s, files);
+    expect(answer.status, JSON.stringify(answer.body)).toBe(202);
+    const job = await jobWhen(s, answer.body.id, 'succeeded');
+    expect((job.images as Record<string, unknown>[]).map((image) => [image.inputFormat, image.outputWidth, image.outputHeight])).toEqual([
+      ['tiff', width, height],
+      ['tiff', width, height],
+    ]);
   });
 
   it('keeps non-ASCII filenames as sent: raw UTF-8 (as curl and browsers send them) and RFC 5987 filename*', async () => {
