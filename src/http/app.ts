@@ -35,6 +35,8 @@ export function createApp(deps: AppDeps): Koa {
   const app = new Koa();
   app.silent = true; // errors are rendered and logged by problemMiddleware
   app.use(requestContext(deps.log));
+  // Requests are work the event-loop delay is measured during.
+  app.use((_ctx, next) => deps.ops.runtime.during(next));
   app.use(problemMiddleware(deps.log));
   app.use(authMiddleware(deps.config.apiToken));
   app.use(async (ctx, next) => {

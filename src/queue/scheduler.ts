@@ -33,7 +33,10 @@ export interface SchedulerOptions extends RetrySettings {
   readonly jobTimeoutMs: number;
   /** How long a claim holds a job without a heartbeat. */
   readonly leaseMs?: number;
-  /** How often in-flight leases are renewed and expired ones rescued. */
+  /**
+   * How often in-flight leases are renewed and expired ones rescued; while
+   * no attempt of this process runs, three times less often (see `armHeartbeat`).
+   */
   readonly heartbeatMs?: number;
   readonly now?: () => number;
   readonly random?: () => number;
@@ -167,6 +170,8 @@ export function createScheduler(options: SchedulerOptions) {
   /** While the loop sleeps: true when it waits for a free slot, which a finishing attempt signals. */
   let waitingForSlot = false;
   let heartbeatTimer: NodeJS.Timeout | null = null;
+  /** When the armed heartbeat fires (epoch ms, real time whatever `now` says). */
+  let heartbeatAt = Number.POSITIVE_INFINITY;
 
   function wake(): void {
     wakePending = true;
@@ -221,6 +226,7 @@ export function createScheduler(options: SchedulerOptions) {
     const ref: AttemptRef = { jobId: job.id, owner, attempt: job.attempts };
     const attempt: InFlight = { job, ref, controller: new AbortController(), freeSlot, stopWaiting: () => {}, slotPassedOn: false };
     inFlight.set(job.id, attempt);
+    if (heartbeatAt > Date.now() + heartbeatMs) armHeartbeat();
     const settled = runAttempt(attempt).finally(() => {
       settling.delete(settled);
       // Not if a later attempt of the job, claimed here after this one lost its lease, took the entry.
@@ -341,6 +347,26 @@ export function createScheduler(options: SchedulerOptions) {
     } catch (error) {
       log.error({ err: error }, 'lease renewal failed');
     }
+    armHeartbeat();
+  }
+
+  /**
+   * Arms the next heartbeat: in `heartbeatMs` while attempts of this process
+   * run (their leases need it), in `3 × heartbeatMs` (the lease, by default)
+   * while none does. An idle heartbeat only rescues the expired leases of
+   * other processes sharing the database, which may wait that long; and an
+   * idle service is not woken more often than it must be. An attempt that
+   * starts brings the next heartbeat forward (`start`).
+   */
+  function armHeartbeat(): void {
+    if (heartbeatTimer) clearTimeout(heartbeatTimer);
+    heartbeatTimer = null;
+    heartbeatAt = Number.POSITIVE_INFINITY;
+    if (stopping) return;
+    const period = inFlight.size > 0 ? heartbeatMs : 3 * heartbeatMs;
+    heartbeatAt = Date.now() + period;
+    heartbeatTimer = setTimeout(renewLeases, period);
+    heartbeatTimer.unref();
   }
 
   return {
@@ -358,8 +384,7 @@ export function createScheduler(options: SchedulerOptions) {
       const dead = repo.runningOwners().filter(isDeadLocalOwner);
       const recovered = repo.requeueLost(now(), dead);
       if (recovered > 0) log.warn({ recovered }, 'requeued jobs left running by a stopped process');
-      heartbeatTimer = setInterval(renewLeases, heartbeatMs);
-      heartbeatTimer.unref();
+      armHeartbeat();
       loopDone = loop();
     },
 
@@ -397,7 +422,7 @@ export function createScheduler(options: SchedulerOptions) {
     async stop(graceMs: number): Promise<StopResult> {
       stopping = true;
       wake();
-      if (heartbeatTimer) clearInterval(heartbeatTimer);
+      if (heartbeatTimer) clearTimeout(heartbeatTimer);
       await loopDone;
       const before = inFlight.size;
       let graceTimer: NodeJS.Timeout | undefined;
