@@ -296,12 +296,44 @@ describe('Idempotency-Key', () => {
     const s = await startService();
     const bytes = await jpeg();
     const first = await raw(s, bytes, '?delayMs=60000', { 'idempotency-key': 'order-42' });
-    const again = await raw(s, bytes, '', { 'idempotency-key': 'order-42' });
+    const again = await raw(s, bytes, '?delayMs=60000', { 'idempotency-key': 'order-42' });
     expect(first.status).toBe(202);
     expect(again.status).toBe(200);
     expect(again.body.id).toBe(first.body.id);
     expect(s.service.repo.listJobs({ limit: 10 })).toHaveLength(1);
     expect(s.tempFiles()).toHaveLength(1);
+  });
+
+  it('answers 422 idempotency_key_reused when the key comes back with other images or options, and stores nothing', async () => {
+    const s = await startService();
+    const bytes = await jpeg();
+    const key = { 'idempotency-key': 'order-43' };
+    const first = await raw(s, bytes, '?delayMs=60000&quality=70', key);
+    expect(first.status).toBe(202);
+    const otherOptions = await raw(s, bytes, '?delayMs=60000&quality=71', key);
+    expectProblem(otherOptions, 422, 'idempotency_key_reused');
+    expect(otherOptions.body.detail).toContain(`job ${String(first.body.id)}`);
+    expectProblem(await raw(s, bytes, '?delayMs=60000', key), 422, 'idempotency_key_reused'); // quality left out: another request
+    expectProblem(await raw(s, await jpeg(65, 48), '?delayMs=60000&quality=70', key), 422, 'idempotency_key_reused');
+    // The same request, its options in another order, is still a repeat.
+    expect((await raw(s, bytes, '?quality=70&delayMs=60000', key)).status).toBe(200);
+    expect(s.service.repo.listJobs({ limit: 10 })).toHaveLength(1);
+    expect(s.tempFiles()).toHaveLength(1);
+  });
+
+  it('compares multipart repeats by each image and the options, not by filenames or key order', async () => {
+    const s = await startService();
+    const [a, b] = [await jpeg(10, 10), await png(20, 20)];
+    const key = { 'idempotency-key': 'album-7' };
+    const first = await multipart(s, [{ bytes: a, name: 'a.jpg' }, { bytes: b, name: 'b.png' }], { delayMs: 60_000, format: 'webp', priority: 2 }, key);
+    expect(first.status).toBe(202);
+    const renamed = await multipart(s, [{ bytes: a, name: 'x.jpg' }, { bytes: b, name: 'y.png' }], { priority: 2, delayMs: 60_000 }, key);
+    expect(renamed.status).toBe(200);
+    expect(renamed.body.id).toBe(first.body.id);
+    expectProblem(await multipart(s, [{ bytes: b, name: 'a.jpg' }, { bytes: a, name: 'b.png' }], { delayMs: 60_000, priority: 2 }, key), 422, 'idempotency_key_reused');
+    expectProblem(await multipart(s, [{ bytes: a, name: 'a.jpg' }], { delayMs: 60_000, priority: 2 }, key), 422, 'idempotency_key_reused');
+    expect(s.service.repo.listJobs({ limit: 10 })).toHaveLength(1);
+    expect(s.tempFiles()).toHaveLength(2);
   });
 });
 

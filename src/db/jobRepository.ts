@@ -46,9 +46,9 @@ export function createJobRepository(db: Database.Database) {
 
   const sql = {
     // Insert a new queued job.
-    insertJob: db.prepare<[number, number, string, string, string | null, string | null, number, number, number], JobSqlRow>(
-      `INSERT INTO jobs (status, priority, max_attempts, options, destination, idempotency_key, input_key, run_at, created_at, updated_at)
-       VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+    insertJob: db.prepare<[number, number, string, string, string | null, string | null, string | null, number, number, number], JobSqlRow>(
+      `INSERT INTO jobs (status, priority, max_attempts, options, destination, idempotency_key, request_fingerprint, input_key, run_at, created_at, updated_at)
+       VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
     ),
     // Insert one image row of a job.
     insertImage: db.prepare<[number, number, string | null, string, number, number, number, number], ImageSqlRow>(
@@ -196,19 +196,24 @@ export function createJobRepository(db: Database.Database) {
 
   const refOf = (job: JobSqlRow): AttemptRef => ({ jobId: job.id, owner: job.lease_owner ?? '', attempt: job.attempts });
 
+  /** A job stored earlier, as a repeated submission gets it back. */
+  const storedEarlier = (row: JobSqlRow): StoredJob => ({
+    job: toJob(row), images: sql.images.all(row.id).map(toImage), created: false, requestFingerprint: row.request_fingerprint,
+  });
+
   const insertOne = (job: NewJob, now: number): StoredJob => {
     if (job.idempotencyKey !== null) {
       const existing = sql.byIdempotencyKey.get(job.idempotencyKey);
-      if (existing) return { job: toJob(existing), images: sql.images.all(existing.id).map(toImage), created: false };
+      if (existing) return storedEarlier(existing);
     }
     const row = sql.insertJob.get(
       job.priority, job.maxAttempts, JSON.stringify(job.options), JSON.stringify(job.destination),
-      job.idempotencyKey, job.inputKey, job.runAt, now, now,
+      job.idempotencyKey, job.requestFingerprint, job.inputKey, job.runAt, now, now,
     ) as JobSqlRow;
     const images = job.images.map((image, index) =>
       toImage(sql.insertImage.get(row.id, index, image.originalName, image.inputFormat, image.width, image.height, image.pages, image.inputBytes) as ImageSqlRow),
     );
-    return { job: toJob(row), images, created: true };
+    return { job: toJob(row), images, created: true, requestFingerprint: row.request_fingerprint };
   };
   const insertJobTx = db.transaction(insertOne);
   const insertJobsTx = db.transaction((jobs: readonly NewJob[], now: number) => jobs.map((job) => insertOne(job, now)));
@@ -379,10 +384,10 @@ export function createJobRepository(db: Database.Database) {
       );
     },
 
-    /** The job stored under an idempotency key, if any. */
-    findByIdempotencyKey(key: string): Job | null {
+    /** The job stored under an idempotency key, with its images and fingerprint, if any. */
+    findByIdempotencyKey(key: string): StoredJob | null {
       const row = sql.byIdempotencyKey.get(key);
-      return row ? toJob(row) : null;
+      return row ? storedEarlier(row) : null;
     },
 
     getJob(id: number): Job | null {

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -51,6 +51,8 @@ export interface WrittenInput {
   readonly synced: Promise<void>;
   /** The first `HEAD_BYTES` bytes (fewer for a smaller file), so the format is sniffed and the header read without reading the file again. */
   readonly head: Buffer;
+  /** SHA-256 of the bytes written, hex; hashed chunk by chunk as they pass, so no more of them is held. */
+  readonly sha256: string;
 }
 
 export type TempStore = ReturnType<typeof createTempStore>;
@@ -110,6 +112,7 @@ export function createTempStore(root: string) {
       const named = rootSync.sync();
       named.catch(() => undefined); // awaited with the file's fsync below; unheard if the upload fails first
       let bytes = 0;
+      const hash = createHash('sha256');
       const head: Buffer[] = [];
       let headBytes = 0;
       try {
@@ -122,6 +125,7 @@ export function createTempStore(root: string) {
             head.push(part);
             headBytes += part.length;
           }
+          hash.update(chunk);
           await writeAll(fd, chunk);
           written?.(chunk);
         }
@@ -141,7 +145,7 @@ export function createTempStore(root: string) {
         for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
       });
       synced.catch(() => undefined); // the caller's to await (and rethrow); not an unhandled rejection meanwhile
-      return { bytes, head: head.length === 1 ? (head[0] as Buffer) : Buffer.concat(head), synced };
+      return { bytes, head: head.length === 1 ? (head[0] as Buffer) : Buffer.concat(head), synced, sha256: hash.digest('hex') };
     },
 
     /** Deletes the inputs of images `indexes` of `key`; idempotent. */

@@ -119,7 +119,7 @@ export function receiveMultipart(req: IncomingMessage, store: TempStore, key: st
         return;
       }
       const index = files.length;
-      const file = { index, originalName: cleanFilename(info.filename), bytes: 0, head: Buffer.alloc(0), synced: Promise.resolve() };
+      const file = { index, originalName: cleanFilename(info.filename), bytes: 0, head: Buffer.alloc(0), synced: Promise.resolve(), sha256: '' };
       files.push(file);
       writing.add(stream);
       const written = store.writeInput(key, index, stream, limits.maxUploadBytes, (view) => chunks.written(index, view));
