@@ -96,6 +96,15 @@ describe('POST /jobs with a raw image body', () => {
     expect((done.images as Record<string, unknown>[])[0]).toMatchObject({ outputFormat: 'png', outputWidth: 50, outputHeight: 25 });
   });
 
+  it('reads integer options from their digits in the query string, the one rule JSON options follow too', async () => {
+    const s = await startService();
+    expect((await raw(s, await jpeg(), '?quality=70&delayMs=60000')).body).toMatchObject({ options: { quality: 70 } });
+    for (const quality of ['50.5', '7e1', ' 70', '0x46', '']) {
+      expectProblem(await raw(s, await jpeg(), `?quality=${encodeURIComponent(quality)}`), 400, 'invalid_options');
+    }
+    expect(s.service.repo.listJobs({ limit: 10 })).toHaveLength(1);
+  });
+
   it('sniffs the format from the bytes, not the declared content type', async () => {
     const s = await startService();
     const answer = await raw(s, await png(), '', { 'content-type': 'application/octet-stream' });
@@ -172,6 +181,9 @@ describe('POST /jobs with multipart/form-data', () => {
     ['options that are not JSON', '{quality:', 'invalid_options'],
     ['an unknown option', { qualty: 80 }, 'invalid_options'],
     ['a quality out of range', { quality: 0 }, 'invalid_options'],
+    ['a quality that is not an integer', { quality: 50.5 }, 'invalid_options'],
+    ['a quality given as a string (JSON numbers only)', { quality: '70' }, 'invalid_options'],
+    ['a width given as a string', { width: '800' }, 'invalid_options'],
     ['an unknown format', { format: 'bmp' }, 'invalid_options'],
     ['a destination that is not http', { destination: { type: 'http', url: 'file:///etc/passwd' } }, 'invalid_options'],
   ])('refuses %s with 400 and leaves nothing behind', async (_what, options, code) => {
@@ -191,6 +203,17 @@ describe('POST /jobs with multipart/form-data', () => {
     expectNothingLeft(s);
   });
 
+  it('says so when the options come as a file part instead of a form field', async () => {
+    const s = await startService();
+    const form = new FormData();
+    form.append('images', new Blob([await jpeg()]), 'a.jpg');
+    form.append('options', new Blob(['{"quality":70}']), 'options.json'); // what curl -F options=@options.json sends
+    const answer = await call(`${s.url}/jobs`, { method: 'POST', body: form });
+    expectProblem(answer, 400, 'invalid_options');
+    expect(answer.body.detail).toMatch(/^The options field came as a file: send it as a plain form field holding JSON/);
+    expectNothingLeft(s);
+  });
+
   it('refuses more than MAX_IMAGES_PER_JOB images with 413', async () => {
     const s = await startService({ MAX_IMAGES_PER_JOB: '2' });
     const bytes = await jpeg();
@@ -205,6 +228,58 @@ describe('POST /jobs with multipart/form-data', () => {
     const answer = await multipart(s, [{ bytes: await jpeg(), name: 'ok.jpg' }, { bytes: Buffer.from('not an image at all'), name: 'bad.jpg' }]);
     expectProblem(answer, 415, 'unsupported_media_type');
     expect(String(answer.body.detail)).toMatch(/^Image 1: /);
+    expectNothingLeft(s);
+  });
+});
+
+describe('ended jobs and their images', () => {
+  it('shows a cancelled job\'s images as cancelled, and says so when one is downloaded', async () => {
+    const s = await startService();
+    const { body } = await raw(s, await jpeg(), '?delayMs=60000');
+    expect((await call(`${s.url}/jobs/${String(body.id)}/cancel`, { method: 'POST' })).status).toBe(200);
+    expect((await call(`${s.url}/jobs/${String(body.id)}`)).body).toMatchObject({ status: 'cancelled', images: [{ status: 'cancelled', location: null }] });
+    const download = await call(`${s.url}/jobs/${String(body.id)}/images/0`);
+    expectProblem(download, 409, 'image_not_delivered');
+    expect(download.body.detail).toBe(`Job ${String(body.id)} was cancelled before image 0 was delivered; it has no result.`);
+  });
+
+  it('shows a failed job\'s images as failed, and says so when one is downloaded', async () => {
+    const s = await startService();
+    const noise = await sharp({ create: { width: 300, height: 200, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128, sigma: 50 } } }).png().toBuffer();
+    const { body } = await raw(s, noise.subarray(0, noise.length / 2), '', { 'content-type': 'image/png' }); // the header is whole, the pixels are not
+    const job = await jobWhen(s, body.id, 'failed');
+    expect(job).toMatchObject({ lastError: { code: 'image_corrupt' }, images: [{ status: 'failed', location: null }] });
+    const download = await call(`${s.url}/jobs/${String(body.id)}/images/0`);
+    expectProblem(download, 409, 'image_not_delivered');
+    expect(download.body.detail).toMatch(new RegExp(`^Job ${String(body.id)} failed before image 0 was delivered \\(image_corrupt: `));
+  });
+
+  it('says a queued job\'s image is not ready yet', async () => {
+    const s = await startService();
+    const { body } = await raw(s, await jpeg(), '?delayMs=60000');
+    expectProblem(await call(`${s.url}/jobs/${String(body.id)}/images/0`), 409, 'image_not_ready');
+  });
+});
+
+describe('HTTP destinations as the API shows them', () => {
+  const template = 'http://127.0.0.1:9/results/{jobId}/{index}.webp';
+
+  it('echoes a URL template as given, braces and all, without its query', async () => {
+    const s = await startService({ UPLOAD_ALLOWED_HOSTS: '127.0.0.1' });
+    const destination = { type: 'http', url: `${template}?X-Signature=secret#frag` };
+    const answer = await raw(s, await jpeg(), `?delayMs=60000&destination=${encodeURIComponent(JSON.stringify(destination))}`);
+    expect(answer.status, JSON.stringify(answer.body)).toBe(202);
+    expect(answer.body.destination).toEqual({ type: 'http', url: template });
+    expect((await call(`${s.url}/jobs/${String(answer.body.id)}`)).body.destination).toEqual({ type: 'http', url: template });
+  });
+
+  it('quotes the template, not a made-up job id, when it refuses a destination', async () => {
+    const s = await startService();
+    const destination = { type: 'http', url: `${template}?sig=secret` };
+    const answer = await raw(s, await jpeg(), `?destination=${encodeURIComponent(JSON.stringify(destination))}`);
+    expectProblem(answer, 400, 'invalid_destination');
+    expect(answer.body.detail).toMatch(new RegExp(`^destination ${template.replace(/[{}.?]/g, '\\$&')}: `));
+    expect(answer.body.detail).not.toContain('secret');
     expectNothingLeft(s);
   });
 });

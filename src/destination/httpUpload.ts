@@ -29,6 +29,15 @@ export function withoutQuery(url: URL): string {
   return `${url.origin}${url.pathname}`;
 }
 
+/**
+ * A destination URL as the client gave it, without its query or fragment:
+ * for views and messages about a `{jobId}`/`{index}` template, which stays as
+ * written (parsing it would percent-encode the braces in a path).
+ */
+export function templateWithoutQuery(url: string): string {
+  return url.replace(/[?#][\s\S]*$/, '');
+}
+
 /** What a final answer means: null for success, otherwise the failure and its class. */
 export function statusFailure(status: number, where: string): JobFailure | null {
   if (status >= 200 && status < 300) return null;

@@ -113,6 +113,11 @@ export function receiveMultipart(req: IncomingMessage, store: TempStore, key: st
         stream.resume();
         return;
       }
+      if (field === 'options') {
+        stream.resume();
+        fail(new HttpProblem(400, 'invalid_options', 'The options field came as a file: send it as a plain form field holding JSON (curl -F \'options={"quality":70}\', or -F \'options=<options.json\' to read it from a file; not -F options=@options.json).'));
+        return;
+      }
       if (field !== 'images') {
         stream.resume();
         fail(new HttpProblem(400, 'unexpected_field', `Unexpected file field "${field}": send images in the field "images".`));

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { optionsFromQuery } from '../../jobs/options.js';
 import { HttpProblem } from '../problem.js';
 import { releaseChunk } from '../../storage/releaseChunk.js';
 import { TooLargeError, type TempStore } from '../../storage/tempStore.js';
@@ -46,5 +47,5 @@ export async function receiveRawBody(
     throw error;
   }
   if (written.bytes === 0) throw new HttpProblem(400, 'empty_body', 'The request body is empty: send the image bytes.');
-  return { files: [{ index: 0, originalName: null, ...written }], options };
+  return { files: [{ index: 0, originalName: null, ...written }], options: optionsFromQuery(options) };
 }
