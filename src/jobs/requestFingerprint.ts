@@ -9,10 +9,15 @@ import type { JobOptions } from './options.js';
  * are metadata and not part of it. Two submissions with one idempotency key
  * and different fingerprints are different requests.
  */
-export function requestFingerprint(options: JobOptions, images: readonly { readonly sha256: string }[]): string {
+export function requestFingerprint(options: JobOptions, images: readonly { readonly sha256: string | null }[]): string {
   return createHash('sha256')
-    .update(canonicalJson({ options, images: images.map((image) => image.sha256) }))
+    .update(canonicalJson({ options, images: images.map(digestOf) }))
     .digest('hex');
+}
+
+function digestOf(image: { readonly sha256: string | null }): string {
+  if (image.sha256 === null) throw new Error('a fingerprinted image must have been hashed as it streamed');
+  return image.sha256;
 }
 
 /** JSON with every object's keys sorted, so that the order a client wrote them in does not matter. */

@@ -121,18 +121,20 @@ export function createSubmitter(deps: SubmitDeps): SubmitJob {
     if (earlier === null) await checkCapacity(deps);
     const key = deps.tempStore.newKey();
     let stored: StoredJob | null = null;
+    // Images are hashed only when a key is given: only then is the request compared with another.
+    const keyed = submission.idempotencyKey !== null;
     try {
       const upload =
         form === 'multipart'
-          ? await receiveMultipart(submission.req, deps.tempStore, key, deps.config)
-          : await receiveRawBody(submission.req, submission.query, deps.tempStore, key, deps.config.maxUploadBytes);
+          ? await receiveMultipart(submission.req, deps.tempStore, key, deps.config, keyed)
+          : await receiveRawBody(submission.req, submission.query, deps.tempStore, key, deps.config.maxUploadBytes, keyed);
       const parsed = jobOptionsSchema.safeParse(upload.options);
       if (!parsed.success) {
         const issues = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'options'}: ${issue.message}`).join('; ');
         throw new HttpProblem(400, 'invalid_options', `Invalid options: ${issues}.`);
       }
       const options = parsed.data;
-      const fingerprint = submission.idempotencyKey === null ? null : requestFingerprint(options, upload.files);
+      const fingerprint = keyed ? requestFingerprint(options, upload.files) : null;
       if (earlier === null) {
         const destinationProblem = checkDestination(options.destination, upload.files.length, deps.config.uploadAllowedHosts);
         if (destinationProblem !== null) throw new HttpProblem(400, 'invalid_destination', destinationProblem);

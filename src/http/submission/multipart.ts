@@ -63,8 +63,9 @@ function chunkReleaser(req: IncomingMessage) {
  * files of field `images` in order, and an optional `options` JSON field.
  * Every limit is enforced while the bytes arrive. It rejects only once every
  * writer it began has stopped writing, so the caller may remove the files.
+ * With `digest`, each file is hashed as it streams (`sha256`).
  */
-export function receiveMultipart(req: IncomingMessage, store: TempStore, key: string, limits: MultipartLimits): Promise<ReceivedUpload> {
+export function receiveMultipart(req: IncomingMessage, store: TempStore, key: string, limits: MultipartLimits, digest = false): Promise<ReceivedUpload> {
   return new Promise<ReceivedUpload>((resolve, reject) => {
     let parser: busboy.Busboy;
     try {
@@ -124,10 +125,10 @@ export function receiveMultipart(req: IncomingMessage, store: TempStore, key: st
         return;
       }
       const index = files.length;
-      const file = { index, originalName: cleanFilename(info.filename), bytes: 0, head: Buffer.alloc(0), synced: Promise.resolve(), sha256: '' };
+      const file = { index, originalName: cleanFilename(info.filename), bytes: 0, head: Buffer.alloc(0), synced: Promise.resolve(), sha256: null };
       files.push(file);
       writing.add(stream);
-      const written = store.writeInput(key, index, stream, limits.maxUploadBytes, (view) => chunks.written(index, view));
+      const written = store.writeInput(key, index, stream, limits.maxUploadBytes, (view) => chunks.written(index, view), digest);
       writes.push(
         written.finally(() => {
           writing.delete(stream);

@@ -10,6 +10,7 @@ import type { ReceivedUpload } from './receivedUpload.js';
  * `application/octet-stream`) into the temp store under `key` as image 0.
  * Options come from the query string. A declared length over the limit is
  * refused before reading; an undeclared one is cut off as it streams.
+ * With `digest`, the image is hashed as it streams (`sha256`).
  */
 export async function receiveRawBody(
   req: IncomingMessage,
@@ -17,6 +18,7 @@ export async function receiveRawBody(
   store: TempStore,
   key: string,
   maxUploadBytes: number,
+  digest = false,
 ): Promise<ReceivedUpload> {
   const tooLarge = () => new HttpProblem(413, 'image_too_large_bytes', `The image is larger than ${maxUploadBytes} bytes (MAX_UPLOAD_BYTES).`);
   const declared = Number(req.headers['content-length'] ?? Number.NaN);
@@ -38,7 +40,7 @@ export async function receiveRawBody(
   let written;
   try {
     // Nothing else reads the body: each chunk's memory goes as soon as it is written.
-    written = await store.writeInput(key, 0, req, maxUploadBytes, releaseChunk);
+    written = await store.writeInput(key, 0, req, maxUploadBytes, releaseChunk, digest);
   } catch (error) {
     if (error instanceof TooLargeError) throw tooLarge();
     if (req.aborted || (error as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE') {
