@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { groupCommit } from '../db/groupCommit.js';
 import type { AttemptRef, Job, JobRepository } from '../db/jobRepository.js';
 import { isTerminal } from '../db/states.js';
+import { logAttemptEnd, type RecordedFailure } from './attemptLog.js';
 import { AttemptTimeoutError, classifyError } from './errors.js';
 import { decideRetry, type RetrySettings } from './retryPolicy.js';
 import { Semaphore } from './semaphore.js';
@@ -58,15 +59,6 @@ export interface AttemptEnd {
   readonly errorCode: string | null;
   readonly durationMs: number;
 }
-
-const attemptEndMessages: Readonly<Record<AttemptOutcome, string>> = {
-  succeeded: 'job succeeded',
-  retrying: 'job retrying',
-  failed: 'job failed',
-  returned: 'attempt returned to the queue',
-  cancelled: 'attempt cancelled',
-  superseded: 'attempt superseded: it no longer held its job',
-};
 
 /** Why an attempt was stopped from outside, when it was not the work's own doing. */
 export class ShutdownAbort extends Error {
@@ -279,7 +271,7 @@ export function createScheduler(options: SchedulerOptions) {
     const at = now();
     let ended = false;
     let outcome: AttemptOutcome = 'superseded';
-    let failure: { code: string; message: string; retryAt: number | null } | null = null;
+    let failure: RecordedFailure | null = null;
     if (ok) {
       ended = await completeAttempt(attempt);
       if (ended) outcome = 'succeeded';
@@ -297,21 +289,12 @@ export function createScheduler(options: SchedulerOptions) {
       }
       ended = written === 'failed';
     }
-    logAttemptEnd(job, ref.attempt, outcome, durationMs, failure);
+    logAttemptEnd(log, { jobId: job.id, attempt: ref.attempt, outcome, durationMs }, failure);
     options.onAttemptEnd?.({ job, attempt: ref.attempt, outcome, errorCode: failure?.code ?? null, durationMs });
     // Whatever this attempt could or could not write, a job that has ended
     // (here, by a cancel, or elsewhere) gives its files back.
     const current = ended ? null : repo.getJob(job.id);
     if (ended || (current !== null && isTerminal(current.status))) await handler.release(current ?? job);
-  }
-
-  /** Every end of an attempt is one log line saying how it ended. */
-  function logAttemptEnd(
-    job: Job, attempt: number, outcome: AttemptOutcome, durationMs: number, failure: { code: string; message: string; retryAt: number | null } | null,
-  ): void {
-    const fields = { jobId: job.id, attempt, outcome, durationMs };
-    if (failure !== null) log.warn({ ...fields, code: failure.code, err: failure.message, retryAt: failure.retryAt }, attemptEndMessages[outcome]);
-    else log.info(fields, attemptEndMessages[outcome]);
   }
 
   /**
