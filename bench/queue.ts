@@ -118,7 +118,7 @@ const plainjobSide: Side = {
 
 function oursSide(synchronous: 'NORMAL' | 'FULL'): Side {
   const newJob: Omit<NewJob, 'runAt'> = {
-    priority: 0, maxAttempts: 3, options: {}, destination: {}, idempotencyKey: null, inputKey: null, images: [],
+    priority: 0, maxAttempts: 3, options: {}, destination: {}, idempotencyKey: null, requestFingerprint: null, inputKey: null, images: [],
   };
   return {
     name: 'ours',

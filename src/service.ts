@@ -9,7 +9,7 @@ import { createApp } from './http/app.js';
 import { createJobWatch } from './jobs/jobWatch.js';
 import { createOperations, type Operations } from './ops/operations.js';
 import { createImagePipeline } from './pipeline/imagePipeline.js';
-import { createScheduler, type AttemptEnd, type Scheduler } from './queue/scheduler.js';
+import { createScheduler, type AttemptEnd, type JobHandler, type Scheduler } from './queue/scheduler.js';
 import { Semaphore } from './queue/semaphore.js';
 import { DISK_FULL } from './storage/diskFull.js';
 import { createDiskSpace } from './storage/diskSpace.js';
@@ -57,7 +57,9 @@ export function createService(config: Config, log: Logger): Service {
     ops.metrics.recordAttemptEnd(end);
     jobWatch.changed(end.job.id);
   };
-  const scheduler = createScheduler({ ...config, repo, handler, log, onAttemptEnd });
+  // Attempts are work the event-loop delay is measured during.
+  const monitored: JobHandler = { perform: (context) => ops.runtime.during(() => handler.perform(context)), release: (job) => handler.release(job) };
+  const scheduler = createScheduler({ ...config, repo, handler: monitored, log, onAttemptEnd });
   const lifecycle = { shuttingDown: false };
   const app = createApp({ config, log, repo, scheduler, tempStore, disk, lifecycle, ops, jobWatch });
 

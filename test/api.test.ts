@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { openFilesUnder } from './support/descriptors.js';
 import { pixelBombPng } from './support/images.js';
 import { startService, type RunningService } from './support/service.js';
+import { tiffWithDirectoryLast } from './support/tiff.js';
 import { delay, waitFor } from './support/wait.js';
 
 const jpeg = (width = 64, height = 48): Promise<Buffer> =>
@@ -95,6 +96,15 @@ describe('POST /jobs with a raw image body', () => {
     expect((done.images as Record<string, unknown>[])[0]).toMatchObject({ outputFormat: 'png', outputWidth: 50, outputHeight: 25 });
   });
 
+  it('reads integer options from their digits in the query string, the one rule JSON options follow too', async () => {
+    const s = await startService();
+    expect((await raw(s, await jpeg(), '?quality=70&delayMs=60000')).body).toMatchObject({ options: { quality: 70 } });
+    for (const quality of ['50.5', '7e1', ' 70', '0x46', '']) {
+      expectProblem(await raw(s, await jpeg(), `?quality=${encodeURIComponent(quality)}`), 400, 'invalid_options');
+    }
+    expect(s.service.repo.listJobs({ limit: 10 })).toHaveLength(1);
+  });
+
   it('sniffs the format from the bytes, not the declared content type', async () => {
     const s = await startService();
     const answer = await raw(s, await png(), '', { 'content-type': 'application/octet-stream' });
@@ -122,6 +132,40 @@ describe('POST /jobs with multipart/form-data', () => {
     await jobWhen(s, answer.body.id, 'succeeded');
   });
 
+  it('converts TIFFs whose directory comes after the pixels, little- and big-endian', async () => {
+    const s = await startService();
+    const [width, height] = [200, 120];
+    const pixels = await sharp({ create: { width, height, channels: 3, background: { r: 10, g: 120, b: 240 } } }).raw().toBuffer();
+    const files = (['II', 'MM'] as const).map((order) => ({ bytes: tiffWithDirectoryLast(width, height, pixels, order), name: `${order}.tiff` }));
+    const answer = await multipart(s, files);
+    expect(answer.status, JSON.stringify(answer.body)).toBe(202);
+    const job = await jobWhen(s, answer.body.id, 'succeeded');
+    expect((job.images as Record<string, unknown>[]).map((image) => [image.inputFormat, image.outputWidth, image.outputHeight])).toEqual([
+      ['tiff', width, height],
+      ['tiff', width, height],
+    ]);
+  });
+
+  it('keeps non-ASCII filenames as sent: raw UTF-8 (as curl and browsers send them) and RFC 5987 filename*', async () => {
+    const s = await startService();
+    const image = await jpeg();
+    const boundary = 'names-boundary';
+    // Each part's headers, written byte for byte as curl -F "images=@фото 1.jpg" does: the name in UTF-8, unescaped.
+    const part = (disposition: string): Buffer => Buffer.concat([
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="images"; ${disposition}\r\nContent-Type: image/jpeg\r\n\r\n`, 'utf8'),
+      image,
+      Buffer.from('\r\n'),
+    ]);
+    const body = Buffer.concat([
+      part('filename="фото 1.jpg"'),
+      part(`filename*=UTF-8''${encodeURIComponent('été ☀.jpg')}`),
+      Buffer.from(`--${boundary}--\r\n`),
+    ]);
+    const answer = await call(`${s.url}/jobs`, { method: 'POST', body, headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } });
+    expect(answer.status, JSON.stringify(answer.body)).toBe(202);
+    expect((answer.body.images as Record<string, unknown>[]).map((stored) => stored.originalName)).toEqual(['фото 1.jpg', 'été ☀.jpg']);
+  });
+
   it('keeps a path-traversal filename as metadata only', async () => {
     const s = await startService();
     const name = '../../../../tmp/escape-attempt.jpg';
@@ -137,6 +181,9 @@ describe('POST /jobs with multipart/form-data', () => {
     ['options that are not JSON', '{quality:', 'invalid_options'],
     ['an unknown option', { qualty: 80 }, 'invalid_options'],
     ['a quality out of range', { quality: 0 }, 'invalid_options'],
+    ['a quality that is not an integer', { quality: 50.5 }, 'invalid_options'],
+    ['a quality given as a string (JSON numbers only)', { quality: '70' }, 'invalid_options'],
+    ['a width given as a string', { width: '800' }, 'invalid_options'],
     ['an unknown format', { format: 'bmp' }, 'invalid_options'],
     ['a destination that is not http', { destination: { type: 'http', url: 'file:///etc/passwd' } }, 'invalid_options'],
   ])('refuses %s with 400 and leaves nothing behind', async (_what, options, code) => {
@@ -156,6 +203,17 @@ describe('POST /jobs with multipart/form-data', () => {
     expectNothingLeft(s);
   });
 
+  it('says so when the options come as a file part instead of a form field', async () => {
+    const s = await startService();
+    const form = new FormData();
+    form.append('images', new Blob([await jpeg()]), 'a.jpg');
+    form.append('options', new Blob(['{"quality":70}']), 'options.json'); // what curl -F options=@options.json sends
+    const answer = await call(`${s.url}/jobs`, { method: 'POST', body: form });
+    expectProblem(answer, 400, 'invalid_options');
+    expect(answer.body.detail).toMatch(/^The options field came as a file: send it as a plain form field holding JSON/);
+    expectNothingLeft(s);
+  });
+
   it('refuses more than MAX_IMAGES_PER_JOB images with 413', async () => {
     const s = await startService({ MAX_IMAGES_PER_JOB: '2' });
     const bytes = await jpeg();
@@ -170,6 +228,58 @@ describe('POST /jobs with multipart/form-data', () => {
     const answer = await multipart(s, [{ bytes: await jpeg(), name: 'ok.jpg' }, { bytes: Buffer.from('not an image at all'), name: 'bad.jpg' }]);
     expectProblem(answer, 415, 'unsupported_media_type');
     expect(String(answer.body.detail)).toMatch(/^Image 1: /);
+    expectNothingLeft(s);
+  });
+});
+
+describe('ended jobs and their images', () => {
+  it('shows a cancelled job\'s images as cancelled, and says so when one is downloaded', async () => {
+    const s = await startService();
+    const { body } = await raw(s, await jpeg(), '?delayMs=60000');
+    expect((await call(`${s.url}/jobs/${String(body.id)}/cancel`, { method: 'POST' })).status).toBe(200);
+    expect((await call(`${s.url}/jobs/${String(body.id)}`)).body).toMatchObject({ status: 'cancelled', images: [{ status: 'cancelled', location: null }] });
+    const download = await call(`${s.url}/jobs/${String(body.id)}/images/0`);
+    expectProblem(download, 409, 'image_not_delivered');
+    expect(download.body.detail).toBe(`Job ${String(body.id)} was cancelled before image 0 was delivered; it has no result.`);
+  });
+
+  it('shows a failed job\'s images as failed, and says so when one is downloaded', async () => {
+    const s = await startService();
+    const noise = await sharp({ create: { width: 300, height: 200, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128, sigma: 50 } } }).png().toBuffer();
+    const { body } = await raw(s, noise.subarray(0, noise.length / 2), '', { 'content-type': 'image/png' }); // the header is whole, the pixels are not
+    const job = await jobWhen(s, body.id, 'failed');
+    expect(job).toMatchObject({ lastError: { code: 'image_corrupt' }, images: [{ status: 'failed', location: null }] });
+    const download = await call(`${s.url}/jobs/${String(body.id)}/images/0`);
+    expectProblem(download, 409, 'image_not_delivered');
+    expect(download.body.detail).toMatch(new RegExp(`^Job ${String(body.id)} failed before image 0 was delivered \\(image_corrupt: `));
+  });
+
+  it('says a queued job\'s image is not ready yet', async () => {
+    const s = await startService();
+    const { body } = await raw(s, await jpeg(), '?delayMs=60000');
+    expectProblem(await call(`${s.url}/jobs/${String(body.id)}/images/0`), 409, 'image_not_ready');
+  });
+});
+
+describe('HTTP destinations as the API shows them', () => {
+  const template = 'http://127.0.0.1:9/results/{jobId}/{index}.webp';
+
+  it('echoes a URL template as given, braces and all, without its query', async () => {
+    const s = await startService({ UPLOAD_ALLOWED_HOSTS: '127.0.0.1' });
+    const destination = { type: 'http', url: `${template}?X-Signature=secret#frag` };
+    const answer = await raw(s, await jpeg(), `?delayMs=60000&destination=${encodeURIComponent(JSON.stringify(destination))}`);
+    expect(answer.status, JSON.stringify(answer.body)).toBe(202);
+    expect(answer.body.destination).toEqual({ type: 'http', url: template });
+    expect((await call(`${s.url}/jobs/${String(answer.body.id)}`)).body.destination).toEqual({ type: 'http', url: template });
+  });
+
+  it('quotes the template, not a made-up job id, when it refuses a destination', async () => {
+    const s = await startService();
+    const destination = { type: 'http', url: `${template}?sig=secret` };
+    const answer = await raw(s, await jpeg(), `?destination=${encodeURIComponent(JSON.stringify(destination))}`);
+    expectProblem(answer, 400, 'invalid_destination');
+    expect(answer.body.detail).toMatch(new RegExp(`^destination ${template.replace(/[{}.?]/g, '\\$&')}: `));
+    expect(answer.body.detail).not.toContain('secret');
     expectNothingLeft(s);
   });
 });
@@ -261,12 +371,44 @@ describe('Idempotency-Key', () => {
     const s = await startService();
     const bytes = await jpeg();
     const first = await raw(s, bytes, '?delayMs=60000', { 'idempotency-key': 'order-42' });
-    const again = await raw(s, bytes, '', { 'idempotency-key': 'order-42' });
+    const again = await raw(s, bytes, '?delayMs=60000', { 'idempotency-key': 'order-42' });
     expect(first.status).toBe(202);
     expect(again.status).toBe(200);
     expect(again.body.id).toBe(first.body.id);
     expect(s.service.repo.listJobs({ limit: 10 })).toHaveLength(1);
     expect(s.tempFiles()).toHaveLength(1);
+  });
+
+  it('answers 422 idempotency_key_reused when the key comes back with other images or options, and stores nothing', async () => {
+    const s = await startService();
+    const bytes = await jpeg();
+    const key = { 'idempotency-key': 'order-43' };
+    const first = await raw(s, bytes, '?delayMs=60000&quality=70', key);
+    expect(first.status).toBe(202);
+    const otherOptions = await raw(s, bytes, '?delayMs=60000&quality=71', key);
+    expectProblem(otherOptions, 422, 'idempotency_key_reused');
+    expect(otherOptions.body.detail).toContain(`job ${String(first.body.id)}`);
+    expectProblem(await raw(s, bytes, '?delayMs=60000', key), 422, 'idempotency_key_reused'); // quality left out: another request
+    expectProblem(await raw(s, await jpeg(65, 48), '?delayMs=60000&quality=70', key), 422, 'idempotency_key_reused');
+    // The same request, its options in another order, is still a repeat.
+    expect((await raw(s, bytes, '?quality=70&delayMs=60000', key)).status).toBe(200);
+    expect(s.service.repo.listJobs({ limit: 10 })).toHaveLength(1);
+    expect(s.tempFiles()).toHaveLength(1);
+  });
+
+  it('compares multipart repeats by each image and the options, not by filenames or key order', async () => {
+    const s = await startService();
+    const [a, b] = [await jpeg(10, 10), await png(20, 20)];
+    const key = { 'idempotency-key': 'album-7' };
+    const first = await multipart(s, [{ bytes: a, name: 'a.jpg' }, { bytes: b, name: 'b.png' }], { delayMs: 60_000, format: 'webp', priority: 2 }, key);
+    expect(first.status).toBe(202);
+    const renamed = await multipart(s, [{ bytes: a, name: 'x.jpg' }, { bytes: b, name: 'y.png' }], { priority: 2, delayMs: 60_000 }, key);
+    expect(renamed.status).toBe(200);
+    expect(renamed.body.id).toBe(first.body.id);
+    expectProblem(await multipart(s, [{ bytes: b, name: 'a.jpg' }, { bytes: a, name: 'b.png' }], { delayMs: 60_000, priority: 2 }, key), 422, 'idempotency_key_reused');
+    expectProblem(await multipart(s, [{ bytes: a, name: 'a.jpg' }], { delayMs: 60_000, priority: 2 }, key), 422, 'idempotency_key_reused');
+    expect(s.service.repo.listJobs({ limit: 10 })).toHaveLength(1);
+    expect(s.tempFiles()).toHaveLength(2);
   });
 });
 
@@ -311,7 +453,13 @@ describe('job routes', () => {
     expectProblem(await call(`${s.url}/jobs/999`), 404, 'job_not_found');
     expectProblem(await call(`${s.url}/jobs/abc`), 404, 'not_found');
     expectProblem(await call(`${s.url}/nowhere`), 404, 'not_found');
-    expectProblem(await call(`${s.url}/jobs/1`, { method: 'DELETE' }), 405, 'method_not_allowed');
+    const wrongMethod = await call(`${s.url}/jobs/1`, { method: 'DELETE' });
+    expectProblem(wrongMethod, 405, 'method_not_allowed');
+    expect(wrongMethod.headers.get('allow')).toBe('HEAD, GET');
+    const unknownMethod = await call(`${s.url}/jobs`, { method: 'PROPFIND' });
+    expectProblem(unknownMethod, 405, 'method_not_allowed');
+    expect(unknownMethod.headers.get('allow')?.split(', ').sort()).toEqual(['GET', 'HEAD', 'POST']);
+    expectProblem(await call(`${s.url}/nowhere`, { method: 'PROPFIND' }), 404, 'not_found');
   });
 
   it('cancels a queued job, deletes its temp files, and refuses to cancel it twice', async () => {

@@ -113,7 +113,10 @@ describe('an HTTP destination that misbehaves', () => {
     const id = await submitTo(s, `${target.origin}/results/{jobId}.webp`, 3);
 
     const job = await jobEnded(s.url, id);
-    expect(job).toMatchObject({ status: 'failed', attempts: 3, lastError: { code: 'destination_failed' }, images: [{ status: 'pending' }] });
+    expect(job).toMatchObject({ status: 'failed', attempts: 3, lastError: { code: 'destination_failed' }, images: [{ status: 'failed' }] });
+    // The last attempt's message says it was the last, and promises nothing.
+    expect((job.lastError as { message: string }).message).toMatch(/answered 500; attempt 3 of 3, none left$/);
+    expect((job.lastError as { message: string }).message).not.toMatch(/retr/);
     expect(target.received).toHaveLength(3);
     expect(eventsOf(s, id).map((event) => event.kind)).toEqual(['started', 'retrying', 'started', 'retrying', 'started', 'failed']);
     await tempReleased(s);

@@ -11,9 +11,10 @@ import { ImageRefusedError, probeImage } from '../src/image/probe.js';
 import { configureSharp } from '../src/image/sharpSettings.js';
 import { HEAD_BYTES } from '../src/storage/tempStore.js';
 import {
-  alphaPng, animatedGif, animatedWebp, cmykJpeg, corruptHeaderJpeg, exifRotatedJpeg, gradientJpeg, gradientPng, hugeScreenGif,
+  alphaPng, animatedGif, animatedWebp, cmykJpeg, corruptHeaderJpeg, exifRotatedJpeg, gradient, gradientJpeg, gradientPng, hugeScreenGif,
   noiseJpeg, pixelBombPng, sixteenBitPng, truncated,
 } from './support/images.js';
+import { tiffWithDirectoryLast } from './support/tiff.js';
 
 // As the service runs: only the accepted formats' loaders.
 configureSharp();
@@ -80,6 +81,24 @@ describe('probeImage', () => {
       ['alpha.png', await alphaPng(40, 30), { format: 'png', width: 40, height: 30, pages: 1 }],
     ];
     for (const [name, bytes, expected] of cases) expect(await probe(write(name, bytes), LIMIT), name).toEqual(expected);
+  });
+
+  it('takes a TIFF whose directory lies past the sniffed bytes, in either byte order', async () => {
+    const [width, height] = [160, 150];
+    const pixels = await gradient(width, height).raw().toBuffer();
+    // sharp (libtiff) writes the directory after the pixels too, little-endian only.
+    const written = await gradient(width, height).tiff({ compression: 'none' }).toBuffer();
+    const files: [string, Buffer][] = [
+      ['little.tiff', tiffWithDirectoryLast(width, height, pixels, 'II')],
+      ['big.tiff', tiffWithDirectoryLast(width, height, pixels, 'MM')],
+      ['sharp.tiff', written],
+    ];
+    for (const [name, bytes] of files) {
+      const order = bytes.subarray(0, 2).toString('latin1');
+      const directory = order === 'II' ? bytes.readUInt32LE(4) : bytes.readUInt32BE(4);
+      expect(directory, name).toBeGreaterThan(HEAD_BYTES);
+      expect(await probe(write(name, bytes), LIMIT), name).toEqual({ format: 'tiff', width, height, pages: 1 });
+    }
   });
 
   it('reports the displayed size of an EXIF-rotated photo', async () => {

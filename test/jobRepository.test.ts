@@ -194,12 +194,15 @@ describe('ending attempts', () => {
     ]);
   });
 
-  it('returns an interrupted attempt without counting it', () => {
+  it('returns an interrupted attempt without counting it, at its place in the queue', () => {
     const { repo } = testDb();
-    const { job } = repo.insertJob(newJob(), 1);
+    const { job } = repo.insertJob(newJob({ runAt: 5 }), 1);
     repo.claimDue('me', 10, LEASE, 1);
+    const later = repo.insertJob(newJob({ runAt: 15 }), 15).job;
     expect(repo.returnAttempt({ jobId: job.id, owner: 'me', attempt: 1 }, 20)).toBe(true);
-    expect(repo.getJob(job.id)).toMatchObject({ status: 'queued', attempts: 0, runAt: 20, leaseOwner: null });
+    expect(repo.getJob(job.id)).toMatchObject({ status: 'queued', attempts: 0, runAt: 5, leaseOwner: null, updatedAt: 20 });
+    // Submitted after it was claimed, the other job still runs after it.
+    expect(repo.claimDue('me', 30, LEASE, 2).map((claimed) => claimed.id)).toEqual([job.id, later.id]);
   });
 
   it('cancels queued and running jobs but not ended ones', () => {

@@ -132,6 +132,7 @@ describe('POST /debug/memory/cleanup-images', () => {
     const s = await start();
     const response = await fetch(`${s.url}/debug/memory/cleanup-images`);
     expect(response.status).toBe(405);
+    expect(response.headers.get('allow')).toBe('POST');
     expect(s.service.ops.sweeper.lastRun).toBeNull();
   });
 });

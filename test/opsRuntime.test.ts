@@ -45,18 +45,35 @@ describe('runtime monitor', () => {
     }
   });
 
-  it('measures event-loop delay', async () => {
+  it('measures event-loop delay while work is in flight, and only then', async () => {
     const monitor = createRuntimeMonitor();
+    const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    const holdLoop = (ms: number): void => {
+      const until = Date.now() + ms;
+      while (Date.now() < until); // the loop is held: nothing else runs
+    };
     monitor.start();
     try {
-      await new Promise((resolve) => setTimeout(resolve, 60));
-      const block = Date.now() + 100;
-      while (Date.now() < block); // hold the loop for 100 ms
-      await new Promise((resolve) => setTimeout(resolve, 60));
+      // Idle: nothing samples, so a held loop goes unseen (and no timer wakes an idle process).
+      await pause(60);
+      holdLoop(100);
+      await pause(60);
+      expect(monitor.eventLoopDelay()).toMatchObject({ maxMs: 0, p50Ms: 0 });
+
+      await monitor.during(async () => {
+        await pause(60);
+        holdLoop(100);
+        await pause(60);
+      });
       const delay = monitor.eventLoopDelay();
       expect(delay.maxMs).toBeGreaterThanOrEqual(70);
       expect(delay.p50Ms).toBeLessThan(20); // an idle loop is not late
       expect(delay.p50Ms).toBeLessThanOrEqual(delay.p99Ms);
+
+      // Idle again: the figures stay those measured during the work.
+      holdLoop(200);
+      await pause(60);
+      expect(monitor.eventLoopDelay()).toEqual(delay);
     } finally {
       monitor.stop();
     }

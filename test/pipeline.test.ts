@@ -107,6 +107,7 @@ function harness(env: Record<string, string> = {}) {
           options: { format: 'webp', ...submission.options },
           destination: submission.destination ?? { type: 'local' },
           idempotencyKey: null,
+          requestFingerprint: null,
           inputKey: key,
           runAt: Date.now(),
           images: await Promise.all(images.map(async (bytes) => ({ originalName: null, ...(await storedHeader(bytes)), inputBytes: bytes.length }))),

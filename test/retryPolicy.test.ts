@@ -27,21 +27,29 @@ describe('backoffMs', () => {
 });
 
 describe('decideRetry', () => {
-  it('retries a transient failure while attempts remain', () => {
-    expect(decideRetry({ permanent: false, outlastsAttempts: false }, { attempts: 1, maxAttempts: 3 }, 1_000, settings, () => 0)).toBe(6_000);
-    expect(decideRetry({ permanent: false, outlastsAttempts: false }, { attempts: 2, maxAttempts: 3 }, 1_000, settings, () => 0)).toBe(11_000);
+  const transient = { permanent: false, outlastsAttempts: false, message: 'http://127.0.0.1:1/x answered 500' };
+
+  it('retries a transient failure while attempts remain, and its message says when', () => {
+    expect(decideRetry(transient, { attempts: 1, maxAttempts: 3 }, 1_000, settings, () => 0)).toEqual({
+      retryAt: 6_000,
+      message: 'http://127.0.0.1:1/x answered 500; attempt 1 of 3, retrying in 5 s',
+    });
+    expect(decideRetry(transient, { attempts: 2, maxAttempts: 3 }, 1_000, settings, () => 0)).toMatchObject({ retryAt: 11_000 });
   });
 
   it('retries a full disk past the last attempt, its delay still growing to the maximum', () => {
     const full = classifyError(new DiskFullError(Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })));
     expect(full).toMatchObject({ code: 'disk_full', permanent: false, outlastsAttempts: true });
-    expect(decideRetry(full, { attempts: 3, maxAttempts: 3 }, 1_000, settings, () => 0)).toBe(21_000);
-    expect(decideRetry(full, { attempts: 12, maxAttempts: 3 }, 1_000, settings, () => 0)).toBe(301_000);
+    expect(decideRetry(full, { attempts: 3, maxAttempts: 3 }, 1_000, settings, () => 0)).toMatchObject({ retryAt: 21_000 });
+    expect(decideRetry(full, { attempts: 12, maxAttempts: 3 }, 1_000, settings, () => 0)).toMatchObject({ retryAt: 301_000 });
   });
 
-  it('fails on the last attempt and on any permanent failure', () => {
-    expect(decideRetry({ permanent: false, outlastsAttempts: false }, { attempts: 3, maxAttempts: 3 }, 1_000, settings)).toBeNull();
-    expect(decideRetry({ permanent: true, outlastsAttempts: false }, { attempts: 1, maxAttempts: 3 }, 1_000, settings)).toBeNull();
+  it('fails on the last attempt and on any permanent failure, with a message that promises no retry', () => {
+    expect(decideRetry(transient, { attempts: 3, maxAttempts: 3 }, 1_000, settings)).toEqual({
+      retryAt: null,
+      message: 'http://127.0.0.1:1/x answered 500; attempt 3 of 3, none left',
+    });
+    expect(decideRetry({ permanent: true, outlastsAttempts: false, message: 'bad header' }, { attempts: 1, maxAttempts: 3 }, 1_000, settings)).toEqual({ retryAt: null, message: 'bad header' });
   });
 });
 

@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Job, JobRepository } from '../src/db/jobRepository.js';
@@ -39,6 +40,22 @@ function scheduler(repo: JobRepository, work: JobHandler, overrides: Partial<Sch
   running.push(created);
   return created;
 }
+
+/** A logger that keeps its lines, parsed, for a test to read. */
+function recordingLog(): { log: pino.Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { log: pino({ level: 'info' }, sink), lines };
+}
+
+/** The log lines that end an attempt of `jobId`: those carrying its outcome. */
+const attemptEnds = (lines: readonly Record<string, unknown>[], jobId: number) =>
+  lines.filter((line) => line.jobId === jobId && line.outcome !== undefined).map((line) => ({ attempt: line.attempt, outcome: line.outcome, msg: line.msg, err: line.err }));
 
 const insert = (repo: JobRepository, fields = {}): Job => repo.insertJob(newJob({ runAt: Date.now(), ...fields }), Date.now()).job;
 
@@ -124,7 +141,7 @@ describe('the scheduler', () => {
     await waitFor(() => repo.getJob(job.id)?.status === 'succeeded');
     const events = repo.listEvents(job.id);
     expect(events.map((event) => event.kind)).toEqual(['started', 'retrying', 'started', 'retrying', 'started', 'succeeded']);
-    expect(events[1]?.error).toEqual({ code: 'destination_5xx', message: 'HTTP 500 on attempt 1' });
+    expect(events[1]?.error).toEqual({ code: 'destination_5xx', message: expect.stringMatching(/^HTTP 500 on attempt 1; attempt 1 of 3, retrying in \d+ ms$/) });
     // The backoff kept each retry at least RETRY_BASE_MS after the failure.
     expect(events[2]!.at - events[1]!.at).toBeGreaterThanOrEqual(10);
     expect(repo.getJob(job.id)?.attempts).toBe(3);
@@ -143,6 +160,23 @@ describe('the scheduler', () => {
     expect(repo.getJob(permanent.id)).toMatchObject({ attempts: 1, lastError: { code: 'image_corrupt' } });
     expect(repo.getJob(transient.id)).toMatchObject({ attempts: 2, lastError: { code: 'network' } });
     expect(work.released.sort()).toEqual([permanent.id, transient.id].sort());
+  });
+
+  it('words a final failure without promising a retry, in the job and in its log line', async () => {
+    const { repo } = testDb();
+    const job = insert(repo, { maxAttempts: 2 });
+    const { log, lines } = recordingLog();
+    scheduler(repo, handler(() => {
+      throw new TransientError('destination_unreachable', 'http://127.0.0.1:9/x could not be reached (ECONNREFUSED)');
+    }), { log }).start();
+    await waitFor(() => repo.getJob(job.id)?.status === 'failed');
+    const final = 'http://127.0.0.1:9/x could not be reached (ECONNREFUSED); attempt 2 of 2, none left';
+    expect(repo.getJob(job.id)?.lastError).toEqual({ code: 'destination_unreachable', message: final });
+    await waitFor(() => attemptEnds(lines, job.id).length === 2);
+    expect(attemptEnds(lines, job.id)).toEqual([
+      { attempt: 1, outcome: 'retrying', msg: 'job retrying', err: expect.stringMatching(/; attempt 1 of 2, retrying in \d+ ms$/) },
+      { attempt: 2, outcome: 'failed', msg: 'job failed', err: final },
+    ]);
   });
 
   it('survives work that throws synchronously, rejects, throws a non-Error or never settles', async () => {
@@ -302,7 +336,7 @@ describe('the scheduler', () => {
     s.start();
     await waitFor(() => s.running === 1);
     expect(await s.stop(50)).toEqual({ finished: 0, returned: 1 });
-    expect(repo.getJob(job.id)).toMatchObject({ status: 'queued', attempts: 0, leaseOwner: null });
+    expect(repo.getJob(job.id)).toMatchObject({ status: 'queued', attempts: 0, leaseOwner: null, runAt: job.runAt });
     expect(repo.listEvents(job.id).map((event) => event.kind)).toEqual(['started', 'returned']);
     expect(repo.getJob(other.id)?.status).toBe('queued');
   });
@@ -358,12 +392,15 @@ describe('the scheduler', () => {
       reason = signal.reason;
       reject(signal.reason as Error);
     })));
-    const s = scheduler(repo, work);
+    const { log, lines } = recordingLog();
+    const s = scheduler(repo, work, { log });
     s.start();
     await waitFor(() => s.running === 1);
     expect(await s.cancel(job.id)).toMatchObject({ cancelled: true, job: { status: 'cancelled' } });
     await waitFor(() => s.running === 0);
     expect((reason as Error).name).toBe('CancelAbort');
+    // Its end is logged like any other: one line with the outcome.
+    expect(attemptEnds(lines, job.id)).toEqual([{ attempt: 1, outcome: 'cancelled', msg: 'attempt cancelled', err: undefined }]);
     expect(repo.getJob(job.id)).toMatchObject({ status: 'cancelled', lastError: { code: 'cancelled' } });
     expect(work.released).toContain(job.id);
     expect(await s.cancel(job.id)).toMatchObject({ cancelled: false });

@@ -48,9 +48,9 @@ export function createJobRepository(db: Database.Database) {
 
   const sql = {
     // Insert a new queued job.
-    insertJob: db.prepare<[number, number, string, string, string | null, string | null, number, number, number], JobSqlRow>(
-      `INSERT INTO jobs (status, priority, max_attempts, options, destination, idempotency_key, input_key, run_at, created_at, updated_at)
-       VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+    insertJob: db.prepare<[number, number, string, string, string | null, string | null, string | null, number, number, number], JobSqlRow>(
+      `INSERT INTO jobs (status, priority, max_attempts, options, destination, idempotency_key, request_fingerprint, input_key, run_at, created_at, updated_at)
+       VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
     ),
     // Insert one image row of a job.
     insertImage: db.prepare<[number, number, string | null, string, number, number, number, number], ImageSqlRow>(
@@ -96,10 +96,10 @@ export function createJobRepository(db: Database.Database) {
               last_error_code = @code, last_error_message = @message
         WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
     ),
-    // Give an interrupted attempt's job back without counting the attempt.
+    // Give an interrupted attempt's job back without counting the attempt. run_at stays as it was: the job keeps its place.
     returnAttempt: db.prepare<{ id: number; owner: string; attempt: number; now: number }>(
       `UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL,
-              run_at = @now, updated_at = @now
+              updated_at = @now
         WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
     ),
     // Cancel a job that has not ended.
@@ -198,19 +198,24 @@ export function createJobRepository(db: Database.Database) {
 
   const refOf = (job: JobSqlRow): AttemptRef => ({ jobId: job.id, owner: job.lease_owner ?? '', attempt: job.attempts });
 
+  /** A job stored earlier, as a repeated submission gets it back. */
+  const storedEarlier = (row: JobSqlRow): StoredJob => ({
+    job: toJob(row), images: sql.images.all(row.id).map(toImage), created: false, requestFingerprint: row.request_fingerprint,
+  });
+
   const insertOne = (job: NewJob, now: number): StoredJob => {
     if (job.idempotencyKey !== null) {
       const existing = sql.byIdempotencyKey.get(job.idempotencyKey);
-      if (existing) return { job: toJob(existing), images: sql.images.all(existing.id).map(toImage), created: false };
+      if (existing) return storedEarlier(existing);
     }
     const row = sql.insertJob.get(
       job.priority, job.maxAttempts, JSON.stringify(job.options), JSON.stringify(job.destination),
-      job.idempotencyKey, job.inputKey, job.runAt, now, now,
+      job.idempotencyKey, job.requestFingerprint, job.inputKey, job.runAt, now, now,
     ) as JobSqlRow;
     const images = job.images.map((image, index) =>
       toImage(sql.insertImage.get(row.id, index, image.originalName, image.inputFormat, image.width, image.height, image.pages, image.inputBytes) as ImageSqlRow),
     );
-    return { job: toJob(row), images, created: true };
+    return { job: toJob(row), images, created: true, requestFingerprint: row.request_fingerprint };
   };
   const insertJobTx = db.transaction(insertOne);
   const insertJobsTx = db.transaction((jobs: readonly NewJob[], now: number) => jobs.map((job) => insertOne(job, now)));
@@ -347,7 +352,7 @@ export function createJobRepository(db: Database.Database) {
       return endAttemptTx.immediate(ref, sql.retry, { ...params, runAt: retryAt }, EventKind.retrying, now, error) ? 'retrying' : null;
     },
 
-    /** running → queued, due now, without counting the attempt (graceful shutdown). */
+    /** running → queued at its old place (run_at unchanged), without counting the attempt (graceful shutdown). */
     returnAttempt(ref: AttemptRef, now: number): boolean {
       return endAttemptTx.immediate(ref, sql.returnAttempt, {}, EventKind.returned, now, null);
     },
@@ -387,10 +392,10 @@ export function createJobRepository(db: Database.Database) {
       );
     },
 
-    /** The job stored under an idempotency key, if any. */
-    findByIdempotencyKey(key: string): Job | null {
+    /** The job stored under an idempotency key, with its images and fingerprint, if any. */
+    findByIdempotencyKey(key: string): StoredJob | null {
       const row = sql.byIdempotencyKey.get(key);
-      return row ? toJob(row) : null;
+      return row ? storedEarlier(row) : null;
     },
 
     getJob(id: number): Job | null {

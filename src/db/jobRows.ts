@@ -12,6 +12,7 @@ export interface JobSqlRow {
   options: string;
   destination: string;
   idempotency_key: string | null;
+  request_fingerprint: string | null;
   input_key: string | null;
   run_at: number;
   lease_owner: string | null;

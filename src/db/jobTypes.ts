@@ -70,6 +70,8 @@ export type NewImage = Pick<JobImage, 'originalName' | 'inputFormat' | 'width' |
 
 /** A job as submission stores it, queued with its images. */
 export type NewJob = Pick<Job, 'priority' | 'maxAttempts' | 'options' | 'destination' | 'idempotencyKey' | 'inputKey' | 'runAt'> & {
+  /** What the submission asked for, hashed (see `requestFingerprint`); kept to tell a repeat from another request with the same key. */
+  readonly requestFingerprint: string | null;
   readonly images: readonly NewImage[];
 };
 
@@ -79,6 +81,8 @@ export interface StoredJob {
   readonly images: readonly JobImage[];
   /** False when an earlier submission with the same idempotency key is returned. */
   readonly created: boolean;
+  /** The fingerprint the job was submitted with; null for a job stored without one. */
+  readonly requestFingerprint: string | null;
 }
 
 export interface DeliveredImage {

@@ -36,6 +36,12 @@ export const jobs = sqliteTable(
     /** Where results go, as JSON. */
     destination: text('destination').notNull(),
     idempotencyKey: text('idempotency_key'),
+    /**
+     * SHA-256 of what the submission asked for (options, destination, each
+     * image's bytes), to tell a repeat of it from another request reusing its
+     * idempotency key. Null when the job has no key.
+     */
+    requestFingerprint: text('request_fingerprint'),
     /** The key its files carry in the temp store (`src/storage/tempStore.ts`). */
     inputKey: text('input_key'),
     runAt: integer('run_at').notNull(),

@@ -33,7 +33,12 @@ export function isTerminal(status: JobStatus): boolean {
   return (terminalStatuses as readonly JobStatus[]).includes(status);
 }
 
-/** The per-image states: `pending` until delivered in some attempt, then `delivered`. */
+/**
+ * The per-image states: `pending` until delivered in some attempt, then
+ * `delivered`. An image of a failed or cancelled job stays `pending` here;
+ * the API shows it with its job's end (`src/http/jobView.ts`), since that
+ * follows from the job's state and needs no write of its own.
+ */
 export const ImageStatus = {
   pending: 'pending',
   delivered: 'delivered',

@@ -7,7 +7,7 @@ import { JobFailure, PermanentError, TransientError } from '../queue/errors.js';
 import { DestinationNotAllowedError, type AddressPolicy } from './addressPolicy.js';
 
 /**
- * A connection silent for this long is dropped (and the upload retried).
+ * A connection silent for this long is dropped (a transient failure).
  * Separate from the attempt's own timeout, which covers the whole job.
  */
 const SOCKET_IDLE_TIMEOUT_MS = 60_000;
@@ -29,6 +29,15 @@ export function withoutQuery(url: URL): string {
   return `${url.origin}${url.pathname}`;
 }
 
+/**
+ * A destination URL as the client gave it, without its query or fragment:
+ * for views and messages about a `{jobId}`/`{index}` template, which stays as
+ * written (parsing it would percent-encode the braces in a path).
+ */
+export function templateWithoutQuery(url: string): string {
+  return url.replace(/[?#][\s\S]*$/, '');
+}
+
 /** What a final answer means: null for success, otherwise the failure and its class. */
 export function statusFailure(status: number, where: string): JobFailure | null {
   if (status >= 200 && status < 300) return null;
@@ -36,7 +45,7 @@ export function statusFailure(status: number, where: string): JobFailure | null 
     return new PermanentError('destination_redirect', `${where} answered ${status}, a redirect; redirects are not followed, so give the final URL`);
   }
   if (status === 408 || status === 425 || status === 429) {
-    return new TransientError('destination_busy', `${where} answered ${status}; the upload will be retried`);
+    return new TransientError('destination_busy', `${where} answered ${status}`);
   }
   if (status >= 400 && status < 500) {
     return new PermanentError(
@@ -44,7 +53,7 @@ export function statusFailure(status: number, where: string): JobFailure | null 
       `${where} refused the upload with ${status}; check the URL (a pre-signed URL may have expired) and the headers`,
     );
   }
-  return new TransientError('destination_failed', `${where} answered ${status}; the upload will be retried`);
+  return new TransientError('destination_failed', `${where} answered ${status}`);
 }
 
 /**
@@ -78,7 +87,7 @@ export async function putFile(upload: Upload, policy: AddressPolicy): Promise<vo
         resolve(response.statusCode ?? 0);
       });
       request.on('timeout', () => {
-        request.destroy(new TransientError('destination_timeout', `${where} was silent for ${SOCKET_IDLE_TIMEOUT_MS} ms; the upload will be retried`));
+        request.destroy(new TransientError('destination_timeout', `${where} was silent for ${SOCKET_IDLE_TIMEOUT_MS} ms`));
       });
       request.on('error', reject);
       // A server may answer (and close) before taking the whole body: its answer wins.
@@ -88,7 +97,7 @@ export async function putFile(upload: Upload, policy: AddressPolicy): Promise<vo
     if (signal.aborted) throw signal.reason;
     if (error instanceof JobFailure) throw error;
     const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-    throw new TransientError('destination_unreachable', `${where} could not be reached (${code}); the upload will be retried`, { cause: error });
+    throw new TransientError('destination_unreachable', `${where} could not be reached (${code})`, { cause: error });
   }
   const failure = statusFailure(status, where);
   if (failure) throw failure;

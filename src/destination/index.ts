@@ -3,7 +3,7 @@ import { outputFormatInfo } from '../image/outputFormat.js';
 import type { Destination, HttpDestination, OutputFormat } from '../jobs/options.js';
 import { PermanentError } from '../queue/errors.js';
 import { createAddressPolicy } from './addressPolicy.js';
-import { putFile, withoutQuery } from './httpUpload.js';
+import { putFile, templateWithoutQuery, withoutQuery } from './httpUpload.js';
 import { createLocalStore } from './localStore.js';
 
 export { localOutputPath } from './localStore.js';
@@ -50,13 +50,15 @@ export function checkDestination(destination: Destination, imageCount: number, a
   for (let index = 0; index < imageCount; index += 1) {
     let url: URL;
     try {
-      // The job id is not known yet; any number shows what the template makes.
+      // The job id is not known yet: any number shows what the template makes of the host.
       url = imageUrl(destination, 1, index);
     } catch (error) {
       return (error as Error).message;
     }
     const refusal = policy.hostRefusal(url.hostname);
-    if (refusal !== null) return `destination ${withoutQuery(url)}: ${refusal}`;
+    // Quoted as given: the number that stood in for the job id is no job's.
+    const given = destination.urls?.[index] ?? destination.url ?? '';
+    if (refusal !== null) return `destination ${templateWithoutQuery(given)}: ${refusal}`;
   }
   return null;
 }

@@ -38,12 +38,21 @@ export function createApp(deps: AppDeps): Koa {
   const app = new Koa();
   app.silent = true; // errors are rendered and logged by problemMiddleware
   app.use(requestContext(deps.log));
+  // Requests are work the event-loop delay is measured during.
+  app.use((_ctx, next) => deps.ops.runtime.during(next));
   app.use(problemMiddleware(deps.log, (error) => deps.disk.noticeFull({ err: error })));
   app.use(authMiddleware(deps.config.apiToken));
   app.use(async (ctx, next) => {
     await next();
-    // No router answered (a wrong method was already refused with 405 by allowedMethods).
-    if (ctx.status === 404 && ctx.body == null) throw new HttpProblem(404, 'not_found', `No route for ${ctx.method} ${ctx.path}.`);
+    if (ctx.body != null) return;
+    // allowedMethods (below) answers a path some route serves, but not with this method, with a bare 405
+    // (501 for a method no route uses) and an Allow header listing the route's methods (RFC 9110 §15.5.6).
+    const allow = ctx.response.get('Allow');
+    if ((ctx.status === 405 || ctx.status === 501) && allow !== '') {
+      throw new HttpProblem(405, 'method_not_allowed', `${ctx.method} is not allowed on ${ctx.path}; use ${allow}.`, { Allow: allow });
+    }
+    // No router answered.
+    if (ctx.status === 404 || ctx.status === 501) throw new HttpProblem(404, 'not_found', `No route for ${ctx.method} ${ctx.path}.`);
   });
   for (const router of [
     healthRoutes(deps),
@@ -54,7 +63,7 @@ export function createApp(deps: AppDeps): Koa {
     dashboardRoutes(deps),
   ]) {
     app.use(router.routes());
-    app.use(router.allowedMethods({ throw: true }));
+    app.use(router.allowedMethods());
   }
   return app;
 }

@@ -1,27 +1,29 @@
 import type { Job, JobImage } from '../db/jobRepository.js';
+import { JobStatus } from '../db/states.js';
+import { templateWithoutQuery } from '../destination/httpUpload.js';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
-
-/** A URL without its query or fragment: pre-signed URLs carry their secret there. */
-export function withoutQuery(url: string): string {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.origin}${parsed.pathname}`;
-  } catch {
-    return '[invalid url]';
-  }
-}
 
 /** The destination as the API shows it: no query strings, no header values. */
 function destinationView(destination: Record<string, unknown>): Record<string, unknown> {
   if (destination.type !== 'http') return destination;
   const view: Record<string, unknown> = { type: 'http' };
-  if (typeof destination.url === 'string') view.url = withoutQuery(destination.url);
-  if (Array.isArray(destination.urls)) view.urls = destination.urls.map((url) => withoutQuery(String(url)));
+  if (typeof destination.url === 'string') view.url = templateWithoutQuery(destination.url);
+  if (Array.isArray(destination.urls)) view.urls = destination.urls.map((url) => templateWithoutQuery(String(url)));
   if (destination.headers && typeof destination.headers === 'object') {
     view.headers = Object.fromEntries(Object.keys(destination.headers).map((name) => [name, '[redacted]']));
   }
   return view;
+}
+
+/**
+ * An image's state as the API shows it. The database keeps `pending` until
+ * the image is delivered; once its job has ended without delivering it, it
+ * never will be, and the image takes its job's end: `failed` or `cancelled`.
+ */
+function shownStatus(job: Job, image: JobImage): string {
+  if (image.status === 'pending' && (job.status === JobStatus.failed || job.status === JobStatus.cancelled)) return job.status;
+  return image.status;
 }
 
 function imageView(job: Job, image: JobImage) {
@@ -34,7 +36,7 @@ function imageView(job: Job, image: JobImage) {
     height: image.height,
     pages: image.pages,
     inputBytes: image.inputBytes,
-    status: image.status,
+    status: shownStatus(job, image),
     outputFormat: image.outputFormat,
     outputWidth: image.outputWidth,
     outputHeight: image.outputHeight,

@@ -61,6 +61,18 @@ export interface UploadedFile {
   readonly bytes: number;
 }
 
+/** The two TIFF signatures: byte order, then 42 in that order. */
+const TIFF_SIGNATURES = [Buffer.from('II*\0', 'latin1'), Buffer.from('MM\0*', 'latin1')];
+
+/**
+ * file-type reads a TIFF's first directory, to tell TIFF from the camera raw
+ * formats built on it, and knows nothing when that directory lies past the
+ * head (many writers, libtiff among them, put it after the pixels). The
+ * signature is enough to go on: libvips reads the header next and has the
+ * last word, so a file that only begins like a TIFF is refused there.
+ */
+const hasTiffSignature = (head: Buffer): boolean => TIFF_SIGNATURES.some((signature) => head.subarray(0, 4).equals(signature));
+
 /**
  * Formats whose whole header precedes the image data, so that libvips reads
  * it from the leading bytes alone: JPEG's markers up to the scan, PNG's
@@ -105,7 +117,7 @@ async function headerOf(file: UploadedFile, format: ProbedFormat) {
  */
 export async function probeImage(file: UploadedFile, maxInputPixels: number): Promise<ProbedImage> {
   const sniffed = await fileTypeFromBuffer(file.head);
-  const format = sniffed === undefined ? undefined : acceptedSniffs[sniffed.ext];
+  const format = sniffed === undefined ? (hasTiffSignature(file.head) ? 'tiff' : undefined) : acceptedSniffs[sniffed.ext];
   if (format === undefined) {
     const what = sniffed === undefined ? 'not a recognised image' : sniffed.mime;
     throw new ImageRefusedError(415, 'unsupported_media_type', `the file is ${what}; send ${ACCEPTED_LIST}`);

@@ -62,19 +62,40 @@ export interface ConversionOptions {
   readonly fit?: Fit | undefined;
 }
 
-const dimension = z.coerce.number().int().min(1).max(100_000);
+/**
+ * The numeric options take integers, given as JSON numbers: `70`, not
+ * `"70"` or `70.5`. The query string has only text, so there an integer
+ * option is read from its decimal digits (`optionsFromQuery`): one rule,
+ * whichever form a submission takes.
+ */
+const integer = (min: number, max: number) => z.number().int().min(min).max(max);
+const dimension = integer(1, 100_000);
 
 export const jobOptionsSchema = z.strictObject({
   format: z.enum(outputFormats).default('webp'),
-  quality: z.coerce.number().int().min(1).max(100).optional(),
+  quality: integer(1, 100).optional(),
   width: dimension.optional(),
   height: dimension.optional(),
   fit: z.enum(fits).optional(),
-  maxAttempts: z.coerce.number().int().min(1).max(100).optional(),
-  priority: z.coerce.number().int().min(-1_000_000).max(1_000_000).default(0),
-  delayMs: z.coerce.number().int().min(0).max(365 * 24 * 3_600_000).default(0),
+  maxAttempts: integer(1, 100).optional(),
+  priority: integer(-1_000_000, 1_000_000).default(0),
+  delayMs: integer(0, 365 * 24 * 3_600_000).default(0),
   destination: destinationSchema.default({ type: 'local' }),
 });
+
+/** The options whose values are integers. */
+const integerOptions: ReadonlySet<string> = new Set(['quality', 'width', 'height', 'maxAttempts', 'priority', 'delayMs']);
+
+/**
+ * Options as the query string gives them, made ready for `jobOptionsSchema`:
+ * an integer option written as one (decimal digits, perhaps a minus) becomes
+ * that number; any other text is left as it is, for the schema to refuse.
+ */
+export function optionsFromQuery(values: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(values).map(([name, value]) => [name, integerOptions.has(name) && typeof value === 'string' && /^-?\d{1,16}$/.test(value) ? Number(value) : value]),
+  );
+}
 
 export type JobOptions = z.infer<typeof jobOptionsSchema>;
 

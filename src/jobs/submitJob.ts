@@ -13,6 +13,7 @@ import type { Scheduler } from '../queue/scheduler.js';
 import { DiskLowError, type DiskReservation, type DiskSpace } from '../storage/diskSpace.js';
 import type { TempStore } from '../storage/tempStore.js';
 import { conversionOptions, jobOptionsSchema } from './options.js';
+import { requestFingerprint } from './requestFingerprint.js';
 
 export interface SubmitDeps {
   readonly config: Config;
@@ -58,12 +59,21 @@ function bytesToReserve(req: IncomingMessage, form: 'multipart' | 'raw', config:
   return Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, most) : config.maxUploadBytes;
 }
 
-/** Refuses new work while the service is full or stopping; otherwise reserves the disk space the body may take. */
-async function reserveCapacity(deps: SubmitDeps, bytes: number): Promise<DiskReservation> {
+/**
+ * Refuses new work while the service is full or stopping; otherwise reserves
+ * the disk space the body may take. A repeat of a stored request adds no job,
+ * so only the disk is asked for it: its body is still written, to compare.
+ */
+async function reserveCapacity(deps: SubmitDeps, bytes: number, repeat: boolean): Promise<DiskReservation> {
+  if (repeat) return reserveDisk(deps, bytes);
   if (deps.lifecycle.shuttingDown) throw unavailable('shutting_down', 'The service is shutting down; submit again shortly.');
   if (deps.repo.liveCount() >= deps.config.maxQueuedJobs) {
     throw unavailable('queue_full', `The queue holds ${deps.config.maxQueuedJobs} jobs (MAX_QUEUED_JOBS); submit again later.`);
   }
+  return reserveDisk(deps, bytes);
+}
+
+async function reserveDisk(deps: SubmitDeps, bytes: number): Promise<DiskReservation> {
   try {
     return await deps.disk.reserve(bytes);
   } catch (error) {
@@ -104,6 +114,21 @@ async function probeAll(deps: SubmitDeps, key: string, upload: ReceivedUpload): 
   return images;
 }
 
+/**
+ * A key's second use must repeat its first request exactly (options,
+ * destination, image bytes), as the IETF Idempotency-Key draft asks: anything
+ * else is another request under a used key, refused with 422. A job stored
+ * without a fingerprint cannot be compared, and is answered as before.
+ */
+function checkSameRequest(earlier: StoredJob, fingerprint: string | null): void {
+  if (earlier.requestFingerprint === null || earlier.requestFingerprint === fingerprint) return;
+  throw new HttpProblem(
+    422,
+    'idempotency_key_reused',
+    `This Idempotency-Key was used for job ${earlier.job.id} with different images or options; repeat that request exactly, or use a new key for a new request.`,
+  );
+}
+
 export type SubmitJob = (submission: Submission) => Promise<StoredJob>;
 
 /**
@@ -118,50 +143,55 @@ export function createSubmitter(deps: SubmitDeps): SubmitJob {
   const insert = groupCommit((jobs: readonly NewJob[]) => deps.repo.insertJobs(jobs, Date.now()));
 
   return async (submission) => {
-    // A repeated key answers before the body is read; the insert checks again for a race.
+    // A repeated key is answered from the first job, even while the queue is full; its body is still read, to compare.
     const earlier = submission.idempotencyKey === null ? null : deps.repo.findByIdempotencyKey(submission.idempotencyKey);
-    if (earlier !== null) {
-      await deps.repo.makeDurable(); // it may have been committed a moment ago, its own answer still pending
-      return { job: earlier, images: deps.repo.listImages(earlier.id), created: false };
-    }
     const form = formOf(submission.contentType);
-    const reservation = await reserveCapacity(deps, bytesToReserve(submission.req, form, deps.config));
+    const reservation = await reserveCapacity(deps, bytesToReserve(submission.req, form, deps.config), earlier !== null);
     const key = deps.tempStore.newKey();
     let stored: StoredJob | null = null;
+    // Images are hashed only when a key is given: only then is the request compared with another.
+    const keyed = submission.idempotencyKey !== null;
     try {
       const landed = (bytes: number): void => reservation.landed(bytes);
       const upload =
         form === 'multipart'
-          ? await receiveMultipart(submission.req, deps.tempStore, key, deps.config, landed)
-          : await receiveRawBody(submission.req, submission.query, deps.tempStore, key, deps.config.maxUploadBytes, landed);
+          ? await receiveMultipart(submission.req, deps.tempStore, key, deps.config, landed, keyed)
+          : await receiveRawBody(submission.req, submission.query, deps.tempStore, key, deps.config.maxUploadBytes, landed, keyed);
       const parsed = jobOptionsSchema.safeParse(upload.options);
       if (!parsed.success) {
         const issues = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'options'}: ${issue.message}`).join('; ');
         throw new HttpProblem(400, 'invalid_options', `Invalid options: ${issues}.`);
       }
       const options = parsed.data;
-      const destinationProblem = checkDestination(options.destination, upload.files.length, deps.config.uploadAllowedHosts);
-      if (destinationProblem !== null) throw new HttpProblem(400, 'invalid_destination', destinationProblem);
-      // Reading the headers overlaps making the files durable; a refused upload does not wait for that.
-      const images = await probeAll(deps, key, upload);
-      await Promise.all(upload.files.map((file) => file.synced));
-      stored = await insert({
-        priority: options.priority,
-        maxAttempts: options.maxAttempts ?? deps.config.maxAttempts,
-        options: { ...conversionOptions(options) },
-        destination: options.destination,
-        idempotencyKey: submission.idempotencyKey,
-        inputKey: key,
-        runAt: Date.now() + options.delayMs,
-        images,
-      });
+      const fingerprint = keyed ? requestFingerprint(options, upload.files) : null;
+      if (earlier === null) {
+        const destinationProblem = checkDestination(options.destination, upload.files.length, deps.config.uploadAllowedHosts);
+        if (destinationProblem !== null) throw new HttpProblem(400, 'invalid_destination', destinationProblem);
+        // Reading the headers overlaps making the files durable; a refused upload does not wait for that.
+        const images = await probeAll(deps, key, upload);
+        await Promise.all(upload.files.map((file) => file.synced));
+        stored = await insert({
+          priority: options.priority,
+          maxAttempts: options.maxAttempts ?? deps.config.maxAttempts,
+          options: { ...conversionOptions(options) },
+          destination: options.destination,
+          idempotencyKey: submission.idempotencyKey,
+          requestFingerprint: fingerprint,
+          inputKey: key,
+          runAt: Date.now() + options.delayMs,
+          images,
+        });
+      } else {
+        stored = earlier;
+      }
       if (stored.created) {
         deps.scheduler.notify(stored.job.runAt);
-        submission.log.info({ jobId: stored.job.id, images: images.length }, 'job queued');
+        submission.log.info({ jobId: stored.job.id, images: stored.images.length }, 'job queued');
       } else {
+        checkSameRequest(stored, fingerprint);
         await deps.tempStore.removeInputs(key, upload.files.map((file) => file.index)); // the first submission with this key owns its own files
       }
-      await deps.repo.makeDurable();
+      await deps.repo.makeDurable(); // a repeat's first job may have been committed a moment ago, its own answer still pending
       return stored;
     } catch (error) {
       // A committed job keeps its files whatever happens after the commit. A file that cannot be

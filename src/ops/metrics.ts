@@ -5,7 +5,7 @@ import { jobStatuses } from '../db/states.js';
 import type { JobWatch } from '../jobs/jobWatch.js';
 import type { AttemptEnd } from '../queue/scheduler.js';
 import type { TempFiles, TempStore } from '../storage/tempStore.js';
-import type { RuntimeMonitor } from './runtimeMonitor.js';
+import type { EventLoopDelay, RuntimeMonitor } from './runtimeMonitor.js';
 import { sharpState } from './sharpState.js';
 import type { SweepReport } from './sweeper.js';
 
@@ -29,13 +29,51 @@ const MIB = 1024 * 1024;
 /** From a no-op job to the 30-minute attempt timeout. */
 const DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800];
 
+/** The longest period a Node timer takes (about 24.8 days): a timer armed with it never fires in practice. */
+const NEVER_MS = 2 ** 31 - 1;
+
+/** prom-client's event-loop delay gauges, each with the runtime monitor's figure it now reports. */
+const loopDelayGauges: readonly [string, keyof EventLoopDelay][] = [
+  ['nodejs_eventloop_lag_min_seconds', 'minMs'],
+  ['nodejs_eventloop_lag_max_seconds', 'maxMs'],
+  ['nodejs_eventloop_lag_mean_seconds', 'meanMs'],
+  ['nodejs_eventloop_lag_stddev_seconds', 'stddevMs'],
+  ['nodejs_eventloop_lag_p50_seconds', 'p50Ms'],
+  ['nodejs_eventloop_lag_p90_seconds', 'p90Ms'],
+  ['nodejs_eventloop_lag_p99_seconds', 'p99Ms'],
+];
+
+/**
+ * prom-client's default metrics sample event-loop delay every
+ * `eventLoopMonitoringPrecision` ms for the life of the process (100 wake-ups
+ * a second of an idle service at its default), and nothing stops that
+ * sampler. So it is given a period it never reaches, and its gauges, under
+ * their usual names, report the runtime monitor's figures instead: measured
+ * only while requests or attempts are in flight, since start, as the delay
+ * beyond its 20 ms sampling period.
+ */
+function registerLoopDelay(registry: Registry, runtime: RuntimeMonitor): void {
+  for (const [name, field] of loopDelayGauges) {
+    registry.removeSingleMetric(name);
+    new Gauge({
+      name,
+      help: `Event-loop delay while requests or attempts were in flight, since start (${field.slice(0, -2)}), in seconds beyond the sampling period.`,
+      registers: [registry],
+      collect() {
+        this.set(runtime.eventLoopDelay()[field] / 1000);
+      },
+    });
+  }
+}
+
 export type Metrics = ReturnType<typeof createMetrics>;
 
 export function createMetrics(options: MetricsOptions) {
   const { repo, tempStore, runtime, jobWatch, log } = options;
   const registry = new Registry();
   const registers = [registry];
-  collectDefaultMetrics({ register: registry });
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: NEVER_MS });
+  registerLoopDelay(registry, runtime);
 
   new Gauge({
     name: 'image_jobs_jobs',

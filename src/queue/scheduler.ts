@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { groupCommit } from '../db/groupCommit.js';
 import type { AttemptRef, Job, JobRepository } from '../db/jobRepository.js';
 import { isTerminal } from '../db/states.js';
+import { logAttemptEnd, type RecordedFailure } from './attemptLog.js';
 import { AttemptTimeoutError, classifyError } from './errors.js';
 import { decideRetry, type RetrySettings } from './retryPolicy.js';
 import { Semaphore } from './semaphore.js';
@@ -33,7 +34,10 @@ export interface SchedulerOptions extends RetrySettings {
   readonly jobTimeoutMs: number;
   /** How long a claim holds a job without a heartbeat. */
   readonly leaseMs?: number;
-  /** How often in-flight leases are renewed and expired ones rescued. */
+  /**
+   * How often in-flight leases are renewed and expired ones rescued; while
+   * no attempt of this process runs, three times less often (see `armHeartbeat`).
+   */
   readonly heartbeatMs?: number;
   readonly now?: () => number;
   readonly random?: () => number;
@@ -161,6 +165,8 @@ export function createScheduler(options: SchedulerOptions) {
   /** While the loop sleeps: true when it waits for a free slot, which a finishing attempt signals. */
   let waitingForSlot = false;
   let heartbeatTimer: NodeJS.Timeout | null = null;
+  /** When the armed heartbeat fires (epoch ms, real time whatever `now` says). */
+  let heartbeatAt = Number.POSITIVE_INFINITY;
 
   function wake(): void {
     wakePending = true;
@@ -215,6 +221,7 @@ export function createScheduler(options: SchedulerOptions) {
     const ref: AttemptRef = { jobId: job.id, owner, attempt: job.attempts };
     const attempt: InFlight = { job, ref, controller: new AbortController(), freeSlot, stopWaiting: () => {}, slotPassedOn: false };
     inFlight.set(job.id, attempt);
+    if (heartbeatAt > Date.now() + heartbeatMs) armHeartbeat();
     const settled = runAttempt(attempt).finally(() => {
       settling.delete(settled);
       // Not if a later attempt of the job, claimed here after this one lost its lease, took the entry.
@@ -279,32 +286,26 @@ export function createScheduler(options: SchedulerOptions) {
     const at = now();
     let ended = false;
     let outcome: AttemptOutcome = 'superseded';
-    let errorCode: string | null = null;
+    let failure: RecordedFailure | null = null;
     if (ok) {
       ended = await completeAttempt(attempt);
-      if (ended) {
-        outcome = 'succeeded';
-        log.info({ jobId: job.id, attempt: ref.attempt, durationMs }, 'job succeeded');
-      }
+      if (ended) outcome = 'succeeded';
     } else if (thrown instanceof ShutdownAbort) {
-      if (repo.returnAttempt(ref, at)) {
-        outcome = 'returned';
-        log.info({ jobId: job.id, attempt: ref.attempt }, 'attempt returned to the queue');
-      }
+      if (repo.returnAttempt(ref, at)) outcome = 'returned';
     } else if (thrown instanceof CancelAbort) {
       outcome = 'cancelled';
     } else if (!(thrown instanceof LeaseLostAbort)) {
-      const failure = classifyError(thrown);
-      const retryAt = decideRetry(failure, job, at, options, options.random);
-      const written = repo.failAttempt(ref, failure, retryAt, at);
+      const classified = classifyError(thrown);
+      const { retryAt, message } = decideRetry(classified, job, at, options, options.random);
+      const written = repo.failAttempt(ref, { code: classified.code, message }, retryAt, at);
       if (written !== null) {
         outcome = written;
-        errorCode = failure.code;
-        log.warn({ jobId: job.id, attempt: ref.attempt, code: failure.code, err: failure.message, retryAt, durationMs }, `job ${written}`);
+        failure = { code: classified.code, message, retryAt };
       }
       ended = written === 'failed';
     }
-    options.onAttemptEnd?.({ job, attempt: ref.attempt, outcome, errorCode, durationMs });
+    logAttemptEnd(log, { jobId: job.id, attempt: ref.attempt, outcome, durationMs }, failure);
+    options.onAttemptEnd?.({ job, attempt: ref.attempt, outcome, errorCode: failure?.code ?? null, durationMs });
     // Whatever this attempt could or could not write, a job that has ended
     // (here, by a cancel, or elsewhere) gives its files back.
     const current = ended ? null : repo.getJob(job.id);
@@ -350,6 +351,26 @@ export function createScheduler(options: SchedulerOptions) {
     } catch (error) {
       log.error({ err: error }, 'requeueing lost jobs failed; the next heartbeat tries again');
     }
+    armHeartbeat();
+  }
+
+  /**
+   * Arms the next heartbeat: in `heartbeatMs` while attempts of this process
+   * run (their leases need it), in `3 × heartbeatMs` (the lease, by default)
+   * while none does. An idle heartbeat only rescues the expired leases of
+   * other processes sharing the database, which may wait that long; and an
+   * idle service is not woken more often than it must be. An attempt that
+   * starts brings the next heartbeat forward (`start`).
+   */
+  function armHeartbeat(): void {
+    if (heartbeatTimer) clearTimeout(heartbeatTimer);
+    heartbeatTimer = null;
+    heartbeatAt = Number.POSITIVE_INFINITY;
+    if (stopping) return;
+    const period = inFlight.size > 0 ? heartbeatMs : 3 * heartbeatMs;
+    heartbeatAt = Date.now() + period;
+    heartbeatTimer = setTimeout(renewLeases, period);
+    heartbeatTimer.unref();
   }
 
   return {
@@ -367,8 +388,7 @@ export function createScheduler(options: SchedulerOptions) {
       const dead = repo.runningOwners().filter(isDeadLocalOwner);
       const recovered = repo.requeueLost(now(), dead);
       if (recovered > 0) log.warn({ recovered }, 'requeued jobs left running by a stopped process');
-      heartbeatTimer = setInterval(renewLeases, heartbeatMs);
-      heartbeatTimer.unref();
+      armHeartbeat();
       loopDone = loop();
     },
 
@@ -406,7 +426,7 @@ export function createScheduler(options: SchedulerOptions) {
     async stop(graceMs: number): Promise<StopResult> {
       stopping = true;
       wake();
-      if (heartbeatTimer) clearInterval(heartbeatTimer);
+      if (heartbeatTimer) clearTimeout(heartbeatTimer);
       await loopDone;
       const before = inFlight.size;
       let graceTimer: NodeJS.Timeout | undefined;

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -52,6 +52,8 @@ export interface WrittenInput {
   readonly synced: Promise<void>;
   /** The first `HEAD_BYTES` bytes (fewer for a smaller file), so the format is sniffed and the header read without reading the file again. */
   readonly head: Buffer;
+  /** SHA-256 of the bytes written, hex, when asked for (null otherwise); hashed chunk by chunk as they pass, so no more of them is held. */
+  readonly sha256: string | null;
 }
 
 export type TempStore = ReturnType<typeof createTempStore>;
@@ -95,11 +97,14 @@ export function createTempStore(root: string) {
      * chunk at a time: the next is read only once the last is written, so a
      * slow disk holds the upload back instead of buffering it. `written`, if
      * given, is told of each chunk once it is written and no longer needed
-     * here (see `releaseChunk`). A full disk throws `DiskFullError`. The
-     * source is left as it is when writing stops early: its owner decides
-     * whether to drain it or close its connection.
+     * here (see `releaseChunk`). With `digest`, the bytes are hashed as they
+     * pass (`sha256`). A full disk throws `DiskFullError`. The source is left
+     * as it is when writing stops early: its owner decides whether to drain it
+     * or close its connection.
      */
-    async writeInput(key: string, index: number, source: Readable, maxBytes: number, written?: (chunk: Buffer) => void): Promise<WrittenInput> {
+    async writeInput(
+      key: string, index: number, source: Readable, maxBytes: number, written?: (chunk: Buffer) => void, digest = false,
+    ): Promise<WrittenInput> {
       // Until the loop below takes the source, an error it emits (its client gone) must not go
       // unheard and crash the process; the loop then finds the source destroyed and throws that error.
       const heldUntilRead = (): void => undefined;
@@ -115,6 +120,7 @@ export function createTempStore(root: string) {
       const named = rootSync.sync();
       named.catch(() => undefined); // awaited with the file's fsync below; unheard if the upload fails first
       let bytes = 0;
+      const hash = digest ? createHash('sha256') : null;
       const head: Buffer[] = [];
       let headBytes = 0;
       try {
@@ -127,6 +133,7 @@ export function createTempStore(root: string) {
             head.push(part);
             headBytes += part.length;
           }
+          hash?.update(chunk);
           await writeAll(fd, chunk);
           written?.(chunk);
         }
@@ -146,7 +153,7 @@ export function createTempStore(root: string) {
         for (const outcome of outcomes) if (outcome.status === 'rejected') throw diskFullOr(outcome.reason);
       });
       synced.catch(() => undefined); // the caller's to await (and rethrow); not an unhandled rejection meanwhile
-      return { bytes, head: head.length === 1 ? (head[0] as Buffer) : Buffer.concat(head), synced };
+      return { bytes, head: head.length === 1 ? (head[0] as Buffer) : Buffer.concat(head), synced, sha256: hash?.digest('hex') ?? null };
     },
 
     /** Deletes the inputs of images `indexes` of `key`; idempotent. */

@@ -39,6 +39,7 @@ export function newJob(overrides: Partial<NewJob> = {}): NewJob {
     options: { format: 'webp' },
     destination: { type: 'local' },
     idempotencyKey: null,
+    requestFingerprint: null,
     inputKey: null,
     runAt: 0,
     images: [],

@@ -36,6 +36,22 @@ function decodeCursor(cursor: string): number {
   return Number(match[1]);
 }
 
+/** Why image `index` of `job` has no result to download: not yet, or never (its job ended without it). */
+function notDelivered(job: Job, index: number): HttpProblem {
+  switch (job.status) {
+    case 'cancelled':
+      return new HttpProblem(409, 'image_not_delivered', `Job ${job.id} was cancelled before image ${index} was delivered; it has no result.`);
+    case 'failed':
+      return new HttpProblem(
+        409,
+        'image_not_delivered',
+        `Job ${job.id} failed before image ${index} was delivered (${job.lastError?.code ?? 'unknown'}: ${job.lastError?.message ?? 'no message'}); it has no result.`,
+      );
+    default:
+      return new HttpProblem(409, 'image_not_ready', `Image ${index} of job ${job.id} is not delivered yet (job ${job.status}).`);
+  }
+}
+
 /** Submission, reading, listing, cancelling, retrying jobs and downloading local results. */
 export function jobRoutes(deps: AppDeps): Router {
   const router = new Router();
@@ -149,9 +165,7 @@ export function jobRoutes(deps: AppDeps): Router {
     if (job.destination.type !== 'local') {
       throw new HttpProblem(409, 'not_in_local_store', `Job ${job.id} delivers to an HTTP destination; its results are not kept here.`);
     }
-    if (image.status !== 'delivered' || image.outputFormat === null) {
-      throw new HttpProblem(409, 'image_not_ready', `Image ${index} of job ${job.id} is not delivered yet (job ${job.status}).`);
-    }
+    if (image.status !== 'delivered' || image.outputFormat === null) throw notDelivered(job, index);
     const file = localOutputPath(deps.config.outputDir, job.id, index, image.outputFormat);
     const stat = await fs.promises.stat(file).catch(() => null);
     if (!stat) throw new HttpProblem(404, 'result_gone', `The result of image ${index} of job ${job.id} is no longer stored.`);

@@ -63,6 +63,7 @@ function chunkReleaser(req: IncomingMessage) {
  * files of field `images` in order, and an optional `options` JSON field.
  * Every limit is enforced while the bytes arrive. It rejects only once every
  * writer it began has stopped writing, so the caller may remove the files.
+ * With `digest`, each file is hashed as it streams (`sha256`).
  */
 export function receiveMultipart(
   req: IncomingMessage,
@@ -70,6 +71,7 @@ export function receiveMultipart(
   key: string,
   limits: MultipartLimits,
   landed: (bytes: number) => void,
+  digest = false,
 ): Promise<ReceivedUpload> {
   return new Promise<ReceivedUpload>((resolve, reject) => {
     let parser: busboy.Busboy;
@@ -78,6 +80,9 @@ export function receiveMultipart(
         headers: req.headers,
         // Keep the filename as the client sent it: it is metadata, never a path.
         preservePath: true,
+        // Clients (curl, browsers) send a filename's UTF-8 bytes as they are; busboy would read them as Latin-1.
+        // An RFC 5987 `filename*` names its own charset and is decoded by it.
+        defParamCharset: 'utf8',
         limits: {
           // One byte past the limit, so the store sees the excess and says 413.
           fileSize: limits.maxUploadBytes + 1,
@@ -116,19 +121,24 @@ export function receiveMultipart(
         stream.resume();
         return;
       }
+      if (field === 'options') {
+        stream.resume();
+        fail(new HttpProblem(400, 'invalid_options', 'The options field came as a file: send it as a plain form field holding JSON (curl -F \'options={"quality":70}\', or -F \'options=<options.json\' to read it from a file; not -F options=@options.json).'));
+        return;
+      }
       if (field !== 'images') {
         stream.resume();
         fail(new HttpProblem(400, 'unexpected_field', `Unexpected file field "${field}": send images in the field "images".`));
         return;
       }
       const index = files.length;
-      const file = { index, originalName: cleanFilename(info.filename), bytes: 0, head: Buffer.alloc(0), synced: Promise.resolve() };
+      const file = { index, originalName: cleanFilename(info.filename), bytes: 0, head: Buffer.alloc(0), synced: Promise.resolve(), sha256: null };
       files.push(file);
       writing.add(stream);
       const written = store.writeInput(key, index, stream, limits.maxUploadBytes, (view) => {
         landed(view.length);
         chunks.written(index, view);
-      });
+      }, digest);
       writes.push(
         written.finally(() => {
           writing.delete(stream);

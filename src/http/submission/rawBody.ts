@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { optionsFromQuery } from '../../jobs/options.js';
 import { HttpProblem } from '../problem.js';
 import { DiskFullError } from '../../storage/diskFull.js';
 import { releaseChunk } from '../../storage/releaseChunk.js';
@@ -10,6 +11,7 @@ import type { ReceivedUpload } from './receivedUpload.js';
  * `application/octet-stream`) into the temp store under `key` as image 0.
  * Options come from the query string. A declared length over the limit is
  * refused before reading; an undeclared one is cut off as it streams.
+ * With `digest`, the image is hashed as it streams (`sha256`).
  */
 export async function receiveRawBody(
   req: IncomingMessage,
@@ -18,6 +20,7 @@ export async function receiveRawBody(
   key: string,
   maxUploadBytes: number,
   landed: (bytes: number) => void,
+  digest = false,
 ): Promise<ReceivedUpload> {
   const tooLarge = () => new HttpProblem(413, 'image_too_large_bytes', `The image is larger than ${maxUploadBytes} bytes (MAX_UPLOAD_BYTES).`);
   const declared = Number(req.headers['content-length'] ?? Number.NaN);
@@ -42,7 +45,7 @@ export async function receiveRawBody(
     written = await store.writeInput(key, 0, req, maxUploadBytes, (chunk) => {
       landed(chunk.length);
       releaseChunk(chunk);
-    });
+    }, digest);
   } catch (error) {
     if (error instanceof TooLargeError) throw tooLarge();
     // Only an error of the body itself is the client's doing: a failed write (a full disk) is ours.
@@ -53,5 +56,5 @@ export async function receiveRawBody(
     throw error;
   }
   if (written.bytes === 0) throw new HttpProblem(400, 'empty_body', 'The request body is empty: send the image bytes.');
-  return { files: [{ index: 0, originalName: null, ...written }], options };
+  return { files: [{ index: 0, originalName: null, ...written }], options: optionsFromQuery(options) };
 }

@@ -8,6 +8,8 @@ export interface ReceivedFile {
   readonly head: Buffer;
   /** Settles once the file is durable (see `TempStore.writeInput`). */
   readonly synced: Promise<void>;
+  /** SHA-256 of its bytes, hex, when the receiver was asked to hash them. */
+  readonly sha256: string | null;
 }
 
 /** What a submission's body held, whichever form it came in. */

@@ -1,0 +1,51 @@
+/**
+ * An idle service sleeps: with no job and no request, its main thread is
+ * woken only by its few slow timers (the memory sampler every 10 s, the
+ * lease check every 30 s, the HTTP server's timeout check every 30 s).
+ * Counted by the kernel, on a real service process started as `npm start`
+ * starts it.
+ */
+import fs from 'node:fs';
+import sharp from 'sharp';
+import { afterEach, describe, expect, it } from 'vitest';
+import { cleanUpServiceProcesses, newDataDir, startServiceProcess } from './support/childService.js';
+import { delay, waitFor } from './support/wait.js';
+
+afterEach(cleanUpServiceProcesses);
+
+/** Context switches of a process's main thread so far: each one the thread slept and was woken, or was preempted. */
+function mainThreadSwitches(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8');
+  const count = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(status)?.[1]);
+  return count('voluntary_ctxt_switches') + count('nonvoluntary_ctxt_switches');
+}
+
+const IDLE_MS = 20_000;
+const MAX_WAKEUPS = 10;
+
+describe('an idle service', () => {
+  it(`wakes its main thread at most ${MAX_WAKEUPS} times in ${IDLE_MS / 1000} s, and measures event-loop delay while it works`, async () => {
+    // A sweep is work (a few dozen wake-ups, every 5 minutes by default): none falls in this test's window.
+    const sweepCron = `${(new Date().getMinutes() + 30) % 60} * * * *`;
+    const service = await startServiceProcess(newDataDir(), { SWEEP_CRON: sweepCron });
+    await delay(2_000); // the start's own work done
+
+    const before = mainThreadSwitches(service.pid);
+    await delay(IDLE_MS);
+    const wakeups = mainThreadSwitches(service.pid) - before;
+    expect(wakeups, `${wakeups} wake-ups while idle:\n${service.logTail()}`).toBeLessThanOrEqual(MAX_WAKEUPS);
+
+    // Work: the event-loop delay figures are measured while it runs, and reported after.
+    const image = await sharp({ create: { width: 800, height: 600, channels: 3, background: '#456' } }).jpeg().toBuffer();
+    const submitted = await fetch(`${service.url}/jobs`, { method: 'POST', body: image, headers: { 'content-type': 'image/jpeg' } });
+    expect(submitted.status).toBe(202);
+    const { id } = (await submitted.json()) as { id: number };
+    await waitFor(async () => ((await (await fetch(`${service.url}/jobs/${id}`)).json()) as { status: string }).status === 'succeeded');
+    const metrics = await (await fetch(`${service.url}/metrics`)).text();
+    for (const figure of ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99']) {
+      expect(metrics).toMatch(new RegExp(`^nodejs_eventloop_lag_${figure}_seconds \\d+(\\.\\d+)?(e-\\d+)?$`, 'm'));
+    }
+    const stats = (await (await fetch(`${service.url}/debug/memory-stats`)).json()) as { node: { event_loop_delay_ms: Record<string, number> } };
+    expect(Object.keys(stats.node.event_loop_delay_ms).sort()).toEqual(['max', 'mean', 'p50', 'p90', 'p99']);
+  }, 60_000);
+});
