@@ -44,11 +44,25 @@ export interface Config {
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
-/** A bad configuration value: its message is the one line printed before the start is refused. */
-export class ConfigError extends Error {
+/** A setting that stops the start: its message is the one line printed before the process exits. */
+export class SettingError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A value the service does not accept. */
+export class ConfigError extends SettingError {
   constructor(variable: string, value: string, allowed: string) {
     super(`${variable}=${JSON.stringify(value)} is invalid: expected ${allowed}`);
-    this.name = 'ConfigError';
+  }
+}
+
+/** A valid value the machine cannot honour: a folder that cannot be made, a port in use, a name that does not resolve. */
+export class UnusableSettingError extends SettingError {
+  constructor(variable: string, value: string, cause: unknown) {
+    super(`${variable}=${JSON.stringify(value)} cannot be used: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
   }
 }
 
