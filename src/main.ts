@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { inspect } from 'node:util';
-import { loadConfig, SettingError } from './config.js';
+import { loadConfig, misspelledSettings, SettingError } from './config.js';
 import { createLogger } from './log.js';
 import { createService } from './service.js';
 
@@ -17,6 +17,9 @@ function refuseStart(line: string): never {
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel);
+  for (const { name, meant } of misspelledSettings()) {
+    log.warn({ variable: name, meant }, `${name} is not a setting: did you mean ${meant}? It is ignored`);
+  }
   const service = createService(config, log);
   await service.start();
 

@@ -40,6 +40,31 @@ describe('starting the service', () => {
     expect(stdout).toBe('');
   });
 
+  it('refuses a variable set to nothing instead of taking its default', async () => {
+    const { code, stderr } = await runToExit({ PORT: '' });
+    expect(stderr).toBe('image-jobs: PORT="" is invalid: expected a value (unset PORT for its default)\n');
+    expect(code).toBe(1);
+  });
+
+  it('reads settings from ENV_FILE', async () => {
+    const envFile = path.join(newDataDir(), 'settings.env');
+    fs.writeFileSync(envFile, 'SQLITE_SYNCHRONOUS=off\n');
+    const { code, stderr } = await runToExit({ ENV_FILE: envFile });
+    expect(stderr).toBe('image-jobs: SQLITE_SYNCHRONOUS="off" is invalid: expected one of FULL, NORMAL\n');
+    expect(code).toBe(1);
+  });
+
+  it('warns at start, in one line naming both, of a variable one edit away from a setting', async () => {
+    const service = await startServiceProcess(newDataDir(), { MAX_CONCURERNT_JOBS: '3' });
+    const warning = service.logTail().split('\n').find((line) => line.includes('MAX_CONCURERNT_JOBS'));
+    expect(JSON.parse(warning ?? '{}')).toMatchObject({
+      level: 40,
+      variable: 'MAX_CONCURERNT_JOBS',
+      meant: 'MAX_CONCURRENT_JOBS',
+      msg: 'MAX_CONCURERNT_JOBS is not a setting: did you mean MAX_CONCURRENT_JOBS? It is ignored',
+    });
+  });
+
   it.each([
     ['/proc/nope', "ENOENT: no such file or directory, mkdir '/proc/nope'"],
     ['/proc/self/nope/deeper', "ENOENT: no such file or directory, mkdir '/proc/self/nope'"],
