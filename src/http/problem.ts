@@ -1,4 +1,4 @@
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type { Logger } from 'pino';
 
 /**
@@ -49,6 +49,11 @@ interface KoaLikeError {
   message?: unknown;
 }
 
+/** The `code` of the problem a request was answered with, for its log line; undefined when it was not an error. */
+export function problemCodeOf(ctx: Context): string | undefined {
+  return (ctx.state as { problemCode?: string }).problemCode;
+}
+
 /** The one place that turns a thrown value into a response. Unknown errors become a logged, generic 500. */
 export function problemMiddleware(log: Logger): Middleware {
   return async (ctx, next) => {
@@ -69,6 +74,7 @@ export function problemMiddleware(log: Logger): Middleware {
         }
       }
       ctx.status = problem.status;
+      ctx.state.problemCode = problem.code;
       ctx.set(problem.headers);
       ctx.type = 'application/problem+json';
       ctx.body = {

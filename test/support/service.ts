@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Logger } from 'pino';
 import { expect, onTestFinished } from 'vitest';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
@@ -17,9 +18,10 @@ export interface RunningService {
 
 /**
  * Starts the real service in this process on an ephemeral port with a fresh
- * DATA_DIR; it is stopped when the test finishes. `env` overrides configuration.
+ * DATA_DIR; it is stopped when the test finishes. `env` overrides configuration;
+ * `log` replaces the logger (to read what the service logs).
  */
-export async function startService(env: Record<string, string> = {}): Promise<RunningService> {
+export async function startService(env: Record<string, string> = {}, log?: Logger): Promise<RunningService> {
   const dataDir = tempDir('image-jobs-service-');
   const config = loadConfig({
     DATA_DIR: dataDir,
@@ -31,7 +33,7 @@ export async function startService(env: Record<string, string> = {}): Promise<Ru
     SHUTDOWN_GRACE_MS: '2000',
     ...env,
   });
-  const service = createService(config, createLogger(config.logLevel));
+  const service = createService(config, log ?? createLogger(config.logLevel));
   const port = await service.start();
   let stopped = false;
   onTestFinished(async () => {
