@@ -49,17 +49,14 @@ const memoryStats = object({
 });
 
 export const componentSchemas: Record<string, Schema> = {
-  Problem: object(
-    {
-      type: string,
-      title: string,
-      status: integer,
-      detail: string,
-      code: { ...string, description: 'Stable machine code; the README lists them all.' },
-      instance: string,
-    },
-    ['instance'],
-  ),
+  Problem: object({
+    type: string,
+    title: string,
+    status: integer,
+    detail: string,
+    code: { ...string, description: 'Stable machine code; the README lists them all.' },
+    instance: { ...string, description: 'The path the problem was met on.' },
+  }),
   JobOptions: z.toJSONSchema(jobOptionsSchema, { io: 'input', unrepresentable: 'any' }),
   Image: object({
     index: { ...integer, description: '0-based, in upload order' },
