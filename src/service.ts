@@ -108,10 +108,12 @@ export function createService(config: Config, log: Logger): Service {
 
 /** The database and the temp store; whatever stops them is DATA_DIR's problem, reported as such. */
 function openDataDir(config: Config): { db: Database.Database; tempStore: TempStore } {
+  let db: Database.Database | undefined;
   try {
-    const db = openDatabase(config.dbPath, { synchronous: config.sqliteSynchronous });
+    db = openDatabase(config.dbPath, { synchronous: config.sqliteSynchronous });
     return { db, tempStore: createTempStore(config.tmpDir) };
   } catch (error) {
+    db?.close();
     throw new UnusableSettingError('DATA_DIR', config.dataDir, error);
   }
 }
