@@ -40,4 +40,14 @@ if [ -z "${UV_THREADPOOL_SIZE:-}" ]; then
   export UV_THREADPOOL_SIZE=$(( ${CONVERT_CONCURRENCY:-$cores} + 4 ))
 fi
 
+# Settings from ENV_FILE, or from .env in the checkout when there is one;
+# the environment wins over the file (Node's --env-file). Node reads the
+# file itself, after this script: the allocator and CONVERT_CONCURRENCY
+# above see the environment only. Node 20 refuses a missing file, hence
+# the test; an ENV_FILE that was asked for and is missing stops the start.
+env_file="${ENV_FILE:-}"
+if [ -z "$env_file" ] && [ -f .env ]; then env_file=.env; fi
+if [ -n "$env_file" ]; then
+  exec node --env-file="$env_file" --enable-source-maps dist/main.js
+fi
 exec node --enable-source-maps dist/main.js

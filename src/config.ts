@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import cron from 'node-cron';
+import { oneEditApart } from './oneEditApart.js';
 
 /**
  * The service's configuration, resolved once at start from the environment.
@@ -44,22 +45,52 @@ export interface Config {
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
-/** A bad configuration value: its message is the one line printed before the start is refused. */
-export class ConfigError extends Error {
-  constructor(variable: string, value: string, allowed: string) {
-    super(`${variable}=${JSON.stringify(value)} is invalid: expected ${allowed}`);
-    this.name = 'ConfigError';
+/** A setting that stops the start: its message is the one line printed before the process exits. */
+export class SettingError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
   }
 }
 
-type Env = Readonly<Record<string, string | undefined>>;
-
-function raw(env: Env, name: string): string | undefined {
-  const value = env[name];
-  return value === undefined || value.trim() === '' ? undefined : value.trim();
+/** A value the service does not accept. */
+export class ConfigError extends SettingError {
+  constructor(variable: string, value: string, allowed: string) {
+    super(`${variable}=${JSON.stringify(value)} is invalid: expected ${allowed}`);
+  }
 }
 
-function integer(env: Env, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+/** A valid value the machine cannot honour: a folder that cannot be made, a port in use, a name that does not resolve. */
+export class UnusableSettingError extends SettingError {
+  constructor(variable: string, value: string, cause: unknown) {
+    super(`${variable}=${JSON.stringify(value)} cannot be used: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
+/** Every variable the service reads: `raw` takes no other name, so the list cannot fall behind. */
+const SETTING_NAMES = [
+  'HOST', 'PORT', 'DATA_DIR', 'MAX_CONCURRENT_JOBS', 'IMAGE_BATCH_SIZE', 'JOB_TIMEOUT_MS', 'MAX_ATTEMPTS',
+  'RETRY_BASE_MS', 'RETRY_MAX_MS', 'WEBP_QUALITY', 'WEBP_EFFORT', 'CONVERT_CONCURRENCY', 'MAX_COMPLETED_JOBS',
+  'COMPLETED_TTL_MS', 'SWEEP_CRON', 'MAX_UPLOAD_BYTES', 'MAX_IMAGES_PER_JOB', 'MAX_INPUT_PIXELS', 'MAX_QUEUED_JOBS',
+  'MIN_FREE_DISK_BYTES', 'API_TOKEN', 'SHUTDOWN_GRACE_MS', 'SQLITE_SYNCHRONOUS', 'UPLOAD_ALLOWED_HOSTS', 'LOG_LEVEL',
+] as const;
+type SettingName = (typeof SETTING_NAMES)[number];
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * A variable's value, trimmed; undefined when unset. Set but empty (`PORT=`
+ * in a .env) is refused rather than taken as the default: it is more often a
+ * value lost on the way than a request for the default.
+ */
+function raw(env: Env, name: SettingName): string | undefined {
+  const value = env[name];
+  if (value === undefined) return undefined;
+  if (value.trim() === '') throw new ConfigError(name, value, `a value (unset ${name} for its default)`);
+  return value.trim();
+}
+
+function integer(env: Env, name: SettingName, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const value = raw(env, name);
   if (value === undefined) return fallback;
   const allowed = `an integer from ${min} to ${max}`;
@@ -69,7 +100,7 @@ function integer(env: Env, name: string, fallback: number, min: number, max = Nu
   return parsed;
 }
 
-function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
+function oneOf<T extends string>(env: Env, name: SettingName, fallback: T, allowed: readonly T[]): T {
   const value = raw(env, name);
   if (value === undefined) return fallback;
   const match = allowed.find((candidate) => candidate.toLowerCase() === value.toLowerCase());
@@ -77,7 +108,7 @@ function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: r
   return match;
 }
 
-function hostList(env: Env, name: string): string[] | undefined {
+function hostList(env: Env, name: SettingName): string[] | undefined {
   const value = raw(env, name);
   if (value === undefined) return undefined;
   const hosts = value.split(',').map((host) => host.trim().toLowerCase()).filter(Boolean);
@@ -138,4 +169,20 @@ export function loadConfig(env: Env = process.env): Config {
     uploadAllowedHosts: hostList(env, 'UPLOAD_ALLOWED_HOSTS'),
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
   });
+}
+
+/** A set variable one edit away from a setting's name: most likely that setting, misspelled, and so not applied. */
+export interface MisspelledSetting {
+  readonly name: string;
+  readonly meant: SettingName;
+}
+
+/** The variables of `env` that look like misspelled settings, for a warning at start. */
+export function misspelledSettings(env: Env = process.env): MisspelledSetting[] {
+  const found: MisspelledSetting[] = [];
+  for (const name of Object.keys(env)) {
+    const meant = SETTING_NAMES.find((known) => oneEditApart(name, known));
+    if (meant !== undefined) found.push({ name, meant });
+  }
+  return found;
 }

@@ -1,21 +1,25 @@
-import { ConfigError, loadConfig, type Config } from './config.js';
+import fs from 'node:fs';
+import { inspect } from 'node:util';
+import { loadConfig, misspelledSettings, SettingError } from './config.js';
 import { createLogger } from './log.js';
 import { createService } from './service.js';
 
+/**
+ * Ends a start that cannot go on. Written with a synchronous write, so the
+ * line is out before the process is.
+ */
+function refuseStart(line: string): never {
+  fs.writeSync(2, `image-jobs: ${line}\n`);
+  process.exit(1);
+}
+
 /** The one wiring point: configuration, the service, and the signals that stop it. */
 async function main(): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(`image-jobs: ${error.message}`);
-      process.exit(1);
-    }
-    throw error;
-  }
-
+  const config = loadConfig();
   const log = createLogger(config.logLevel);
+  for (const { name, meant } of misspelledSettings()) {
+    log.warn({ variable: name, meant }, `${name} is not a setting: did you mean ${meant}? It is ignored`);
+  }
   const service = createService(config, log);
   await service.start();
 
@@ -23,7 +27,8 @@ async function main(): Promise<void> {
    * Ends the process without waiting for libvips: a normal exit joins the
    * thread pool, and a conversion in progress (AVIF encoding cannot be
    * interrupted) could hold it for minutes. The database is as safe as after
-   * any crash: running attempts come back at the next start.
+   * any crash: running attempts come back at the next start. The logger
+   * writes synchronously, so the line logged before this call is out.
    */
   const exitNow = (): never => {
     process.kill(process.pid, 'SIGKILL');
@@ -58,6 +63,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error('image-jobs: failed to start:', error);
-  process.exit(1);
+  // A setting's fault is one line; anything else is a defect, and its stack is what finds it.
+  refuseStart(error instanceof SettingError ? error.message : `failed to start: ${inspect(error)}`);
 });

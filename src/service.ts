@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import type { Config } from './config.js';
+import { UnusableSettingError, type Config } from './config.js';
 import { createJobRepository, type JobRepository } from './db/jobRepository.js';
 import { openDatabase } from './db/open.js';
 import { createApp } from './http/app.js';
@@ -13,7 +13,7 @@ import { createScheduler, type AttemptEnd, type JobHandler, type Scheduler } fro
 import { Semaphore } from './queue/semaphore.js';
 import { DISK_FULL } from './storage/diskFull.js';
 import { createDiskSpace } from './storage/diskSpace.js';
-import { createTempStore } from './storage/tempStore.js';
+import { createTempStore, type TempStore } from './storage/tempStore.js';
 
 /** Slow clients cannot hold a connection: headers within 30 s, a whole request within 10 min. */
 const HEADERS_TIMEOUT_MS = 30_000;
@@ -44,9 +44,8 @@ export interface Service {
  * Nothing runs until `start`.
  */
 export function createService(config: Config, log: Logger): Service {
-  const db = openDatabase(config.dbPath, { synchronous: config.sqliteSynchronous });
+  const { db, tempStore } = openDataDir(config);
   const repo = createJobRepository(db);
-  const tempStore = createTempStore(config.tmpDir);
   const disk = createDiskSpace(config.dataDir, config.minFreeDiskBytes, log);
   const conversions = new Semaphore(config.convertConcurrency);
   const handler = createImagePipeline({ config, repo, tempStore, log, conversions });
@@ -77,9 +76,10 @@ export function createService(config: Config, log: Logger): Service {
 
     async start(): Promise<number> {
       await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
+        const onError = (error: NodeJS.ErrnoException): void => reject(listenError(error, config));
+        server.once('error', onError);
         server.listen(config.port, config.host, () => {
-          server.off('error', reject);
+          server.off('error', onError);
           resolve();
         });
       });
@@ -110,4 +110,25 @@ export function createService(config: Config, log: Logger): Service {
       return conversions.inUse === 0;
     },
   };
+}
+
+/** The database and the temp store; whatever stops them is DATA_DIR's problem, reported as such. */
+function openDataDir(config: Config): { db: Database.Database; tempStore: TempStore } {
+  let db: Database.Database | undefined;
+  try {
+    db = openDatabase(config.dbPath, { synchronous: config.sqliteSynchronous });
+    return { db, tempStore: createTempStore(config.tmpDir) };
+  } catch (error) {
+    db?.close();
+    throw new UnusableSettingError('DATA_DIR', config.dataDir, error);
+  }
+}
+
+/** Names the setting behind a failed listen: the address (HOST) or the port (PORT). */
+function listenError(error: NodeJS.ErrnoException, config: Config): Error {
+  // getaddrinfo failed, or the name resolved to an address this machine does not have.
+  const hostCodes = ['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NONAME', 'EADDRNOTAVAIL'];
+  if (error.code !== undefined && hostCodes.includes(error.code)) return new UnusableSettingError('HOST', config.host, error);
+  if (error.code === 'EADDRINUSE' || error.code === 'EACCES') return new UnusableSettingError('PORT', String(config.port), error);
+  return error;
 }

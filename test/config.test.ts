@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config.js';
+import { loadConfig, misspelledSettings } from '../src/config.js';
 
 describe('loadConfig', () => {
   it('fills every setting with the documented default', () => {
@@ -70,5 +70,26 @@ describe('loadConfig', () => {
 
   it('refuses a retry maximum below the base', () => {
     expect(() => loadConfig({ RETRY_BASE_MS: '1000', RETRY_MAX_MS: '10' })).toThrow(/RETRY_MAX_MS="10" is invalid/);
+  });
+
+  it('refuses a variable set to nothing, naming it', () => {
+    expect(() => loadConfig({ MAX_ATTEMPTS: ' ' })).toThrow('MAX_ATTEMPTS=" " is invalid: expected a value (unset MAX_ATTEMPTS for its default)');
+  });
+});
+
+describe('misspelledSettings', () => {
+  it('finds variables one insertion, deletion, substitution or swap away from a setting', () => {
+    const env = { MAX_CONCURERNT_JOBS: '3', PROT: '1', DATADIR: 'x', MAX_ATTEMPT: '2', WEBP_QUALITYY: '70', LOG_LEVEL: 'info', HOME: '/root', PATH: '/bin' };
+    expect(misspelledSettings(env)).toEqual([
+      { name: 'MAX_CONCURERNT_JOBS', meant: 'MAX_CONCURRENT_JOBS' },
+      { name: 'PROT', meant: 'PORT' },
+      { name: 'DATADIR', meant: 'DATA_DIR' },
+      { name: 'MAX_ATTEMPT', meant: 'MAX_ATTEMPTS' },
+      { name: 'WEBP_QUALITYY', meant: 'WEBP_QUALITY' },
+    ]);
+  });
+
+  it('leaves settings spelled right and names two edits away alone', () => {
+    expect(misspelledSettings({ PORT: '1', MAX_CONCURRENT_JOBS: '2', MAX_CONCURENT_JOB: '3', HOSTNAME: 'vm', PWD: '/' })).toEqual([]);
   });
 });

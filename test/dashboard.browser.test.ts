@@ -73,6 +73,10 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('dashboard in Chromium', () => {
       const failedRow = page.locator(`#jobs tr[data-job="${failed.id}"]`);
       expect(await failedRow.getAttribute('data-status')).toBe('failed');
       expect(await failedRow.locator('td.error').textContent()).toContain('destination_rejected');
+      // Each row links to its job's JSON.
+      const link = await failedRow.locator('a').getAttribute('href');
+      expect(link).toBe(`/jobs/${failed.id}`);
+      expect(await (await fetch(`${s.url}${link}`)).json()).toMatchObject({ id: failed.id, status: 'failed' });
 
       const samples = ops.sampler.samples().length;
       expect(samples).toBeGreaterThanOrEqual(14);

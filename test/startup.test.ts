@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -37,6 +39,77 @@ describe('starting the service', () => {
     expect(stderr).toBe(`${line}\n`);
     expect(stdout).toBe('');
   });
+
+  it('refuses a variable set to nothing instead of taking its default', async () => {
+    const { code, stderr } = await runToExit({ PORT: '' });
+    expect(stderr).toBe('image-jobs: PORT="" is invalid: expected a value (unset PORT for its default)\n');
+    expect(code).toBe(1);
+  });
+
+  it('reads settings from ENV_FILE', async () => {
+    const envFile = path.join(newDataDir(), 'settings.env');
+    fs.writeFileSync(envFile, 'SQLITE_SYNCHRONOUS=off\n');
+    const { code, stderr } = await runToExit({ ENV_FILE: envFile });
+    expect(stderr).toBe('image-jobs: SQLITE_SYNCHRONOUS="off" is invalid: expected one of FULL, NORMAL\n');
+    expect(code).toBe(1);
+  });
+
+  it('warns at start, in one line naming both, of a variable one edit away from a setting', async () => {
+    const service = await startServiceProcess(newDataDir(), { MAX_CONCURERNT_JOBS: '3' });
+    const warning = service.logTail().split('\n').find((line) => line.includes('MAX_CONCURERNT_JOBS'));
+    expect(JSON.parse(warning ?? '{}')).toMatchObject({
+      level: 40,
+      variable: 'MAX_CONCURERNT_JOBS',
+      meant: 'MAX_CONCURRENT_JOBS',
+      msg: 'MAX_CONCURERNT_JOBS is not a setting: did you mean MAX_CONCURRENT_JOBS? It is ignored',
+    });
+  });
+
+  it.each([
+    ['/proc/nope', "ENOENT: no such file or directory, mkdir '/proc/nope'"],
+    ['/proc/self/nope/deeper', "ENOENT: no such file or directory, mkdir '/proc/self/nope'"],
+  ])('refuses a DATA_DIR that cannot be created at once, in one line naming it and the cause: %s', async (dataDir, cause) => {
+    const started = Date.now();
+    const { code, stderr } = await runToExit({ DATA_DIR: dataDir });
+    expect(stderr).toBe(`image-jobs: DATA_DIR="${dataDir}" cannot be used: ${cause}\n`);
+    expect(code).toBe(1);
+    // The kill timer of runToExit is 15 s: this one did not spin until it.
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('refuses a DATA_DIR that is a file', async () => {
+    const file = path.join(newDataDir(), 'a-file');
+    fs.writeFileSync(file, '');
+    const { code, stderr } = await runToExit({ DATA_DIR: file });
+    expect(stderr).toBe(`image-jobs: DATA_DIR="${file}" cannot be used: EEXIST: file already exists, mkdir '${file}'\n`);
+    expect(code).toBe(1);
+  });
+
+  it('refuses a port in use in one line naming PORT', async () => {
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const { port } = holder.address() as net.AddressInfo;
+    try {
+      const { code, stderr } = await runToExit({ HOST: '127.0.0.1', PORT: String(port) });
+      expect(stderr).toBe(`image-jobs: PORT="${port}" cannot be used: listen EADDRINUSE: address already in use 127.0.0.1:${port}\n`);
+      expect(code).toBe(1);
+    } finally {
+      holder.close();
+    }
+  });
+
+  it('refuses a HOST that does not resolve in one line naming HOST', async () => {
+    // .invalid never resolves (RFC 2606); without a resolver the cause is EAI_AGAIN rather than ENOTFOUND.
+    const { code, stderr } = await runToExit({ HOST: 'nohost.invalid' });
+    expect(stderr).toMatch(/^image-jobs: HOST="nohost\.invalid" cannot be used: getaddrinfo (ENOTFOUND|EAI_AGAIN) nohost\.invalid\n$/);
+    expect(code).toBe(1);
+  });
+
+  it('refuses a HOST that is not an address of this machine in one line naming HOST', async () => {
+    const { code, stderr } = await runToExit({ HOST: '192.0.2.1' });
+    expect(stderr).toBe('image-jobs: HOST="192.0.2.1" cannot be used: listen EADDRNOTAVAIL: address not available 192.0.2.1\n');
+    expect(code).toBe(1);
+  });
 });
 
 /** Submits a job whose conversion keeps libvips busy for seconds and cannot be interrupted (AVIF encoding), and waits until it runs. */
@@ -65,6 +138,8 @@ describe('stopping the service', () => {
     expect(job).toEqual({ status: 'queued', attempts: 0 });
     const events = readDatabase(dataDir, (db) => db.prepare('SELECT kind FROM job_events WHERE job_id = ? ORDER BY id').all(id));
     expect(events).toEqual([{ kind: 'started' }, { kind: 'returned' }]);
+    // Its last words reached stdout before the SIGKILL: no mistaking it for an OOM kill.
+    await waitFor(() => service.logTail().includes('"msg":"a conversion is still running in libvips after the grace period: exiting now"'), 2_000);
   });
 
   it('exits at once on a second signal, leaving the running job for the next start', async () => {
@@ -79,6 +154,7 @@ describe('stopping the service', () => {
     const status = await service.kill('SIGINT');
     expect(status.signal).toBe('SIGKILL'); // it ends itself without waiting for libvips
     expect(Date.now() - started).toBeLessThan(10_000); // far inside the 60 s grace period
+    await waitFor(() => service.logTail().includes('"signal":"SIGINT","msg":"second signal: exiting now"'), 2_000);
     expect(readDatabase(dataDir, (db) => db.prepare('SELECT status FROM jobs WHERE id = ?').get(id))).toEqual({ status: 'running' });
 
     const again = await startServiceProcess(dataDir, env);

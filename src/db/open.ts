@@ -1,9 +1,9 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
+import { makeDirectorySync } from '../storage/makeDirectory.js';
 
 /** `migrations/` at the package root, from both `src/db/` and `dist/db/`. */
 export const migrationsFolder = fileURLToPath(new URL('../../migrations', import.meta.url));
@@ -23,7 +23,7 @@ const JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
  * NORMAL by default, so it is always set explicitly here.
  */
 export function openDatabase(file: string, options: OpenOptions): Database.Database {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+  makeDirectorySync(path.dirname(file));
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${options.synchronous}`);

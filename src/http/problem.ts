@@ -1,4 +1,4 @@
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type { Logger } from 'pino';
 import { DISK_FULL, DiskFullError } from '../storage/diskFull.js';
 
@@ -53,6 +53,11 @@ interface KoaLikeError {
   message?: unknown;
 }
 
+/** The `code` of the problem a request was answered with, for its log line; undefined when it was not an error. */
+export function problemCodeOf(ctx: Context): string | undefined {
+  return (ctx.state as { problemCode?: string }).problemCode;
+}
+
 /**
  * The one place that turns a thrown value into a response. Unknown errors
  * become a logged, generic 500. A full disk is the service's condition, not
@@ -83,6 +88,7 @@ export function problemMiddleware(log: Logger, onDiskFull: (error: DiskFullError
         }
       }
       ctx.status = problem.status;
+      ctx.state.problemCode = problem.code;
       ctx.set(problem.headers);
       if (!ctx.req.complete) ctx.set('Connection', 'close');
       ctx.type = 'application/problem+json';

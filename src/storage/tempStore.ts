@@ -1,11 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { diskFullOr } from './diskFull.js';
 import { close, fsync, open, removeFile, writeAll } from './fsCalls.js';
 import { heldFsync } from './fsync.js';
+import { makeDirectorySync } from './makeDirectory.js';
 
 /**
  * Where image bytes live between submission and delivery: files side by side
@@ -59,7 +59,7 @@ export interface WrittenInput {
 export type TempStore = ReturnType<typeof createTempStore>;
 
 export function createTempStore(root: string) {
-  fs.mkdirSync(root, { recursive: true });
+  makeDirectorySync(root);
   // One fsync of the root makes durable the name of every file created before it starts.
   const rootSync = heldFsync(root);
   /** Written inputs whose fsyncs or close are still under way, which `close` waits for. */

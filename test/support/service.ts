@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Logger } from 'pino';
 import { expect, onTestFinished } from 'vitest';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
@@ -18,9 +19,10 @@ export interface RunningService {
 /**
  * Starts the real service in this process on an ephemeral port with a fresh
  * DATA_DIR (or `env.DATA_DIR`, left for its owner to remove); it is stopped
- * when the test finishes. `env` overrides configuration.
+ * when the test finishes. `env` overrides configuration; `log` replaces the
+ * logger (to read what the service logs).
  */
-export async function startService(env: Record<string, string> = {}): Promise<RunningService> {
+export async function startService(env: Record<string, string> = {}, log?: Logger): Promise<RunningService> {
   const dataDir = env.DATA_DIR ?? tempDir('image-jobs-service-');
   const config = loadConfig({
     DATA_DIR: dataDir,
@@ -32,7 +34,7 @@ export async function startService(env: Record<string, string> = {}): Promise<Ru
     SHUTDOWN_GRACE_MS: '2000',
     ...env,
   });
-  const service = createService(config, createLogger(config.logLevel));
+  const service = createService(config, log ?? createLogger(config.logLevel));
   const port = await service.start();
   let stopped = false;
   onTestFinished(async () => {

@@ -1,8 +1,8 @@
 import Router from '@koa/router';
-import { z } from 'zod';
 import { jobStatuses } from '../../db/states.js';
-import { jobOptionsSchema } from '../../jobs/options.js';
+import { fits, outputFormats } from '../../jobs/options.js';
 import { MAX_WAIT_SECONDS } from '../prefer.js';
+import { componentSchemas } from './openapiSchemas.js';
 
 const problem = (description: string) => ({
   description,
@@ -19,7 +19,48 @@ const unauthorized = problem('API_TOKEN is set and the bearer token is missing o
 const notFound = problem('No such job (`job_not_found`).');
 const diskFull = problem('The disk is full (`disk_full`): nothing was stored or changed; see Retry-After.');
 
-const nullable = (type: string, extra: Record<string, unknown> = {}) => ({ type: [type, 'null'], ...extra });
+const debugForbidden = problem('Not a loopback client (`debug_loopback_only`).');
+
+/** What a route answers for a method it does not have; OpenAPI has no place for it but each operation. */
+const methodNotAllowed = {
+  description: 'The route exists, not with this method (`method_not_allowed`).',
+  headers: { Allow: { description: 'The methods the route has', schema: { type: 'string' } } },
+  content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+};
+
+type Operation = { operationId: string; responses: Record<string, unknown> } & Record<string, unknown>;
+type Paths = Record<string, Record<string, Operation>>;
+
+/** Every operation also answers 405 for the methods its route lacks. */
+function withMethodNotAllowed(paths: Paths): Paths {
+  return Object.fromEntries(
+    Object.entries(paths).map(([route, operations]) => [
+      route,
+      Object.fromEntries(
+        Object.entries(operations).map(([method, operation]) => [
+          method,
+          { ...operation, responses: { ...operation.responses, '405': { $ref: '#/components/responses/MethodNotAllowed' } } },
+        ]),
+      ),
+    ]),
+  );
+}
+
+/** The raw body's query parameters, with the ranges of the schema that validates them. */
+function queryOptions() {
+  const { properties } = componentSchemas.JobOptions as { properties: Record<string, Record<string, unknown>> };
+  const scalar = ({ default: _default, ...schema }: Record<string, unknown> = {}) => schema;
+  return [
+    { name: 'format', in: 'query', schema: { enum: outputFormats } },
+    { name: 'quality', in: 'query', schema: scalar(properties.quality) },
+    { name: 'width', in: 'query', schema: scalar(properties.width) },
+    { name: 'height', in: 'query', schema: scalar(properties.height) },
+    { name: 'fit', in: 'query', schema: { enum: fits } },
+    { name: 'maxAttempts', in: 'query', schema: scalar(properties.maxAttempts) },
+    { name: 'priority', in: 'query', schema: scalar(properties.priority) },
+    { name: 'delayMs', in: 'query', schema: scalar(properties.delayMs) },
+  ];
+}
 
 /** The OpenAPI 3.1 description of every route. Options are described from the same schema that validates them. */
 export function openApiDocument() {
@@ -31,86 +72,29 @@ export function openApiDocument() {
       description:
         'A durable image job service: upload images, get them converted (WebP quality 80 by default) and delivered. Errors are RFC 9457 problem documents with a stable `code`.',
     },
+    servers: [{ url: '/', description: 'This service, wherever it listens (HOST, PORT)' }],
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'Required on every route but /health when API_TOKEN is set.' } },
-      schemas: {
-        Problem: {
-          type: 'object',
-          required: ['type', 'title', 'status', 'detail', 'code'],
-          properties: {
-            type: { type: 'string' },
-            title: { type: 'string' },
-            status: { type: 'integer' },
-            detail: { type: 'string' },
-            code: { type: 'string', description: 'Stable machine code, e.g. `invalid_options`, `queue_full`, `image_too_large`.' },
-            instance: { type: 'string' },
-          },
-        },
-        JobOptions: z.toJSONSchema(jobOptionsSchema, { io: 'input', unrepresentable: 'any' }),
-        Image: {
-          type: 'object',
-          properties: {
-            index: { type: 'integer', description: '0-based, in upload order' },
-            originalName: nullable('string'),
-            inputFormat: { type: 'string' },
-            width: { type: 'integer' },
-            height: { type: 'integer' },
-            pages: { type: 'integer' },
-            inputBytes: { type: 'integer' },
-            status: { enum: ['pending', 'delivered', 'failed', 'cancelled'], description: '`failed` or `cancelled`: its job ended without delivering it.' },
-            outputFormat: nullable('string'),
-            outputWidth: nullable('integer'),
-            outputHeight: nullable('integer'),
-            outputBytes: nullable('integer'),
-            scaledToFit: { type: 'boolean', description: 'The output was scaled down to fit the format\'s size limit.' },
-            location: nullable('string', { description: 'Download path (local store) or destination URL without its query.' }),
-          },
-        },
-        Job: {
-          type: 'object',
-          properties: {
-            id: { type: 'integer' },
-            status: { enum: jobStatuses },
-            attempts: { type: 'integer' },
-            maxAttempts: { type: 'integer' },
-            priority: { type: 'integer' },
-            options: { type: 'object' },
-            destination: { type: 'object', description: 'URL query strings and header values are not shown.' },
-            lastError: { type: ['object', 'null'], properties: { code: { type: 'string' }, message: { type: 'string' } } },
-            createdAt: { type: 'string', format: 'date-time' },
-            updatedAt: { type: 'string', format: 'date-time' },
-            startedAt: nullable('string', { format: 'date-time' }),
-            finishedAt: nullable('string', { format: 'date-time' }),
-            runAt: { type: 'string', format: 'date-time' },
-            images: { type: 'array', items: { $ref: '#/components/schemas/Image' } },
-          },
-        },
-        JobList: {
-          type: 'object',
-          properties: {
-            jobs: { type: 'array', items: { $ref: '#/components/schemas/Job' } },
-            nextCursor: nullable('string'),
-          },
-        },
-      },
+      schemas: componentSchemas,
+      responses: { MethodNotAllowed: methodNotAllowed },
     },
     security: [{}, { bearer: [] }],
-    paths: {
+    paths: withMethodNotAllowed({
       '/jobs': {
         post: {
+          operationId: 'submitJob',
           summary: 'Submit a job',
           description:
             'Multipart (`images` files, optional `options` JSON field) or one raw image (`image/*` or `application/octet-stream`, options in the query string; `destination` as JSON). The 202 comes only after the files and the job row are durable.',
           parameters: [
-            { name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', maxLength: 200 }, description: 'A repeated key returns the first job (200).' },
-            { name: 'quality', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100 } },
-            { name: 'format', in: 'query', schema: { enum: ['webp', 'avif', 'jpeg', 'png'] } },
-            { name: 'width', in: 'query', schema: { type: 'integer' } },
-            { name: 'height', in: 'query', schema: { type: 'integer' } },
-            { name: 'fit', in: 'query', schema: { enum: ['cover', 'contain', 'fill', 'inside', 'outside'] } },
-            { name: 'maxAttempts', in: 'query', schema: { type: 'integer' } },
-            { name: 'priority', in: 'query', schema: { type: 'integer' } },
-            { name: 'delayMs', in: 'query', schema: { type: 'integer' } },
+            {
+              name: 'Idempotency-Key',
+              in: 'header',
+              required: false,
+              schema: { type: 'string', pattern: '^[!-~]{1,200}$' },
+              description: 'A repeated key returns the first job (200).',
+            },
+            ...queryOptions(),
             { name: 'destination', in: 'query', schema: { type: 'string' }, description: 'JSON, e.g. {"type":"http","url":"https://…"}' },
           ],
           requestBody: {
@@ -143,6 +127,7 @@ export function openApiDocument() {
           },
         },
         get: {
+          operationId: 'listJobs',
           summary: 'List jobs, newest first',
           parameters: [
             { name: 'status', in: 'query', schema: { enum: jobStatuses } },
@@ -154,6 +139,7 @@ export function openApiDocument() {
       },
       '/jobs/{id}': {
         get: {
+          operationId: 'getJob',
           summary: 'A job with its images',
           description: `With \`Prefer: wait=N\` (RFC 7240) the answer waits until the job has ended, for at most N seconds (up to ${MAX_WAIT_SECONDS}), and shows the job as it is then: a client learns of the end without polling.`,
           parameters: [
@@ -169,6 +155,7 @@ export function openApiDocument() {
       },
       '/jobs/{id}/cancel': {
         post: {
+          operationId: 'cancelJob',
           summary: 'Cancel a queued or running job',
           description: 'A running attempt is aborted; the job\'s temp files are deleted.',
           parameters: [jobId],
@@ -177,6 +164,7 @@ export function openApiDocument() {
       },
       '/jobs/{id}/retry': {
         post: {
+          operationId: 'retryJob',
           summary: 'Run a queued job now',
           description: 'A job waiting for its retry backoff runs at once. Ended jobs cannot be retried: their inputs were released.',
           parameters: [jobId],
@@ -191,6 +179,7 @@ export function openApiDocument() {
       },
       '/jobs/{id}/images/{index}': {
         get: {
+          operationId: 'downloadImage',
           summary: 'Download a result from the local output store',
           parameters: [jobId, { name: 'index', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }],
           responses: {
@@ -201,37 +190,66 @@ export function openApiDocument() {
           },
         },
       },
-      '/health': { get: { summary: 'Liveness', security: [], responses: { '200': { description: 'The process is up' } } } },
+      '/health': { get: { operationId: 'getHealth', summary: 'Liveness', security: [], responses: { '200': json('The process is up', 'Health') } } },
       '/ready': {
         get: {
+          operationId: 'getReadiness',
           summary: 'Readiness: database reachable, disk above MIN_FREE_DISK_BYTES, not shutting down',
-          responses: { '200': { description: 'Ready' }, '401': unauthorized, '503': { description: 'Not ready; `checks` says why' } },
+          responses: { '200': json('Ready', 'Readiness'), '401': unauthorized, '503': json('Not ready; `checks` says why', 'Readiness') },
         },
       },
-      '/openapi.json': { get: { summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' }, '401': unauthorized } } },
-      '/metrics': {
-        get: { summary: 'Prometheus metrics (text format)', responses: { '200': { description: 'text/plain; version=0.0.4' }, '401': unauthorized } },
+      '/openapi.json': {
+        get: {
+          operationId: 'getOpenApi',
+          summary: 'This document',
+          responses: { '200': { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object', required: ['openapi', 'paths'] } } } }, '401': unauthorized },
+        },
       },
-      '/': { get: { summary: 'The dashboard page: counts, recent jobs, memory and queue depth over the last hour', responses: { '200': { description: 'text/html' }, '401': unauthorized } } },
-      '/stats': { get: { summary: 'What the dashboard shows: counts by status, queue depth, recent jobs, the last sweep', responses: { '200': { description: 'JSON' }, '401': unauthorized } } },
+      '/metrics': {
+        get: {
+          operationId: 'getMetrics',
+          summary: 'Prometheus metrics',
+          responses: { '200': { description: 'The Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } }, '401': unauthorized },
+        },
+      },
+      '/': {
+        get: {
+          operationId: 'getDashboard',
+          summary: 'The dashboard page: counts, recent jobs, memory and queue depth over the last hour',
+          responses: { '200': { description: 'The page', content: { 'text/html': { schema: { type: 'string' } } } }, '401': unauthorized },
+        },
+      },
+      '/stats': {
+        get: {
+          operationId: 'getStats',
+          summary: 'What the dashboard shows: counts by status, queue depth, recent jobs, the last sweep',
+          responses: { '200': json('The figures', 'Stats'), '401': unauthorized },
+        },
+      },
       '/stats/samples': {
-        get: { summary: 'The memory and queue-depth samples of the last hour (a fixed-size ring)', responses: { '200': { description: 'JSON' }, '401': unauthorized } },
+        get: {
+          operationId: 'getStatsSamples',
+          summary: 'The memory and queue-depth samples of the last hour (a fixed-size ring)',
+          responses: { '200': json('The samples', 'Samples'), '401': unauthorized },
+        },
       },
       '/debug/memory-stats': {
         get: {
+          operationId: 'getMemoryStats',
           summary: 'Memory figures under the original service\'s field names, beside Node\'s own',
           description: 'Loopback clients only, unless API_TOKEN is set and given.',
-          responses: { '200': { description: 'JSON: {memory_stats: {...}, node: {...}}' }, '401': unauthorized, '403': problem('Not a loopback client (`debug_loopback_only`).') },
+          responses: { '200': json('The figures', 'MemoryStats'), '401': unauthorized, '403': debugForbidden },
         },
       },
       '/debug/memory/cleanup-images': {
         post: {
+          operationId: 'runCleanup',
           summary: 'Run the sweeper now and release sharp\'s cache; answers what was removed',
           description: 'Loopback clients only, unless API_TOKEN is set and given.',
-          responses: { '200': { description: 'JSON' }, '401': unauthorized, '403': problem('Not a loopback client (`debug_loopback_only`).') },
+          responses: { '200': json('What the sweep and the cache release did', 'Cleanup'), '401': unauthorized, '403': debugForbidden },
         },
       },
-    } as Record<string, unknown>,
+    }),
   };
 }
 
