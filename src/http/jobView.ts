@@ -1,5 +1,5 @@
 import type { Job, JobImage } from '../db/jobRepository.js';
-import { JobStatus } from '../db/states.js';
+import { ImageStatus, JobStatus } from '../db/states.js';
 import { templateWithoutQuery } from '../destination/httpUpload.js';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -16,12 +16,16 @@ function destinationView(destination: Record<string, unknown>): Record<string, u
   return view;
 }
 
+/** Every state `GET /jobs/{id}` may show an image in. */
+export const shownImageStatuses = [ImageStatus.pending, ImageStatus.delivered, JobStatus.failed, JobStatus.cancelled] as const;
+type ShownImageStatus = (typeof shownImageStatuses)[number];
+
 /**
  * An image's state as the API shows it. The database keeps `pending` until
  * the image is delivered; once its job has ended without delivering it, it
  * never will be, and the image takes its job's end: `failed` or `cancelled`.
  */
-function shownStatus(job: Job, image: JobImage): string {
+function shownStatus(job: Job, image: JobImage): ShownImageStatus {
   if (image.status === 'pending' && (job.status === JobStatus.failed || job.status === JobStatus.cancelled)) return job.status;
   return image.status;
 }

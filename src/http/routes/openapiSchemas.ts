@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { ImageStatus, jobStatuses } from '../../db/states.js';
+import { jobStatuses } from '../../db/states.js';
+import { shownImageStatuses } from '../jobView.js';
 import { jobOptionsSchema } from '../../jobs/options.js';
 
 /**
@@ -66,7 +67,7 @@ export const componentSchemas: Record<string, Schema> = {
     height: integer,
     pages: integer,
     inputBytes: integer,
-    status: { enum: Object.values(ImageStatus) },
+    status: { enum: shownImageStatuses, description: '`failed` or `cancelled`: its job ended without delivering it.' },
     outputFormat: nullable('string'),
     outputWidth: nullable('integer'),
     outputHeight: nullable('integer'),
