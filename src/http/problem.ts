@@ -62,9 +62,12 @@ export function problemCodeOf(ctx: Context): string | undefined {
  * The one place that turns a thrown value into a response. Unknown errors
  * become a logged, generic 500. A full disk is the service's condition, not
  * the client's fault: 503 `disk_full` with Retry-After, and `onDiskFull`
- * tells the operator. An answer given before the request's body was read to
- * its end closes the connection: the unread rest would otherwise be taken
- * as the next request on it.
+ * tells the operator. An answer given once part of the request's body was
+ * read, and not all of it, closes the connection: Node drains only a body
+ * no one began to read, so the next request on the connection would never
+ * be parsed. A body left untouched (a refusal before the upload began) is
+ * drained by Node and the connection stays usable, and the client, still
+ * sending, is not cut off before it can read the answer.
  */
 export function problemMiddleware(log: Logger, onDiskFull: (error: DiskFullError) => void): Middleware {
   return async (ctx, next) => {
@@ -90,7 +93,7 @@ export function problemMiddleware(log: Logger, onDiskFull: (error: DiskFullError
       ctx.status = problem.status;
       ctx.state.problemCode = problem.code;
       ctx.set(problem.headers);
-      if (!ctx.req.complete) ctx.set('Connection', 'close');
+      if (!ctx.req.complete && ctx.req.readableDidRead) ctx.set('Connection', 'close');
       ctx.type = 'application/problem+json';
       ctx.body = {
         type: `urn:image-jobs:problem:${problem.code}`,
