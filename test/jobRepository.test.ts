@@ -258,20 +258,31 @@ describe('listJobs', () => {
 });
 
 describe('query plans', () => {
-  it('serve the claim, the next due time, idempotency, listing and the live count from indexes, without sorting', () => {
+  it('serve the claim, the next due time, idempotency, listing and the counts from indexes, without sorting', () => {
     const { repo } = testDb();
     const plan = (name: Parameters<typeof repo.queryPlan>[0]) => repo.queryPlan(name).join(' | ');
-    expect(plan('claimDue')).toContain('USING COVERING INDEX jobs_claim_idx');
-    expect(plan('nextRunAt')).toContain('USING COVERING INDEX jobs_due_idx');
+    expect(plan('claimDue')).toContain('SCAN jobs USING COVERING INDEX jobs_claim_idx');
+    expect(plan('promoteDue')).toContain('SEARCH jobs USING COVERING INDEX jobs_scheduled_idx (run_at<?)');
+    expect(plan('nextRunAt')).toMatch(/COVERING INDEX jobs_claim_idx.*COVERING INDEX jobs_scheduled_idx/);
     expect(plan('byIdempotencyKey')).toContain('USING INDEX jobs_idempotency_key_idx');
     expect(plan('list')).toContain('USING INTEGER PRIMARY KEY');
     expect(plan('listByStatus')).toContain('USING INTEGER PRIMARY KEY');
-    expect(plan('liveCount')).toMatch(/COVERING INDEX jobs_(due|claim)_idx.*COVERING INDEX jobs_lease_idx/);
-    for (const name of ['claimDue', 'nextRunAt', 'list', 'listByStatus'] as const) {
+    for (const name of ['claimDue', 'promoteDue', 'nextRunAt', 'list', 'listByStatus'] as const) {
       expect(plan(name), name).not.toContain('TEMP B-TREE');
     }
     expect(plan('pruneExpired')).toContain('USING INDEX jobs_finished_idx');
     expect(plan('pruneOverflow')).toContain('USING INDEX jobs_finished_idx');
+  });
+
+  it('read counts from job_counts and ask for temp-file owners key by key, never reading the jobs table through', () => {
+    const { repo } = testDb();
+    const plan = (name: Parameters<typeof repo.queryPlan>[0]) => repo.queryPlan(name).join(' | ');
+    for (const name of ['counts', 'liveCount'] as const) {
+      expect(plan(name), name).toMatch(/job_counts/);
+      expect(plan(name), name).not.toMatch(/\bjobs\b/);
+    }
+    expect(plan('liveKeysAmong')).toContain('SEARCH jobs USING INDEX jobs_input_key_idx (input_key=?)');
+    expect(plan('liveKeysAmong')).not.toMatch(/SCAN jobs/);
   });
 
   it('check constraints and partial indexes build no temporary table for each row written', () => {
