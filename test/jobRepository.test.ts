@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { createJobRepository } from '../src/db/jobRepository.js';
+import { createJobRepository, PRUNE_BATCH } from '../src/db/jobRepository.js';
 import { openDatabase } from '../src/db/open.js';
 import { jobInState, newJob, testDb } from './support/db.js';
 import { openFilesUnder } from './support/descriptors.js';
@@ -241,6 +241,21 @@ describe('pruneTerminal', () => {
     expect(repo.listImages(old.id)).toEqual([]);
     expect(repo.listEvents(old.id)).toEqual([]);
     for (const job of [...kept.slice(1), ...live]) expect(repo.getJob(job.id)).not.toBeNull();
+  });
+});
+
+describe('pruneTerminal in batches', () => {
+  it('deletes at most PRUNE_BATCH jobs a call, and nothing once none is left to prune', () => {
+    const { db, repo } = testDb();
+    repo.insertJobs(Array.from({ length: PRUNE_BATCH + 50 }, () => newJob()), 1);
+    db.prepare(`UPDATE jobs SET status = 'succeeded', finished_at = 5`).run();
+    repo.recountJobs();
+    const live = repo.insertJob(newJob(), 1).job;
+    expect(repo.pruneTerminal(10, 0)).toHaveLength(PRUNE_BATCH);
+    expect(repo.pruneTerminal(10, 0)).toHaveLength(50);
+    expect(repo.pruneTerminal(10, 0)).toEqual([]);
+    expect(repo.listJobs({ limit: 10 }).map((job) => job.id)).toEqual([live.id]);
+    expect(repo.countByStatus()).toMatchObject({ queued: 1, succeeded: 0 });
   });
 });
 

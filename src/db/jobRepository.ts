@@ -29,6 +29,9 @@ const clip = (message: string): string => (message.length > MAX_ERROR_MESSAGE ? 
  */
 export const PROMOTE_BATCH = 1_000;
 
+/** Terminal jobs one `pruneTerminal` deletes at the most (with their images and events): a few milliseconds of work. */
+export const PRUNE_BATCH = 200;
+
 /**
  * Claims promote due `scheduled` jobs at least this often even while there
  * is queued work to claim (and whenever a claim finds too little): a job
@@ -239,15 +242,17 @@ export function createJobRepository(db: Database.Database) {
     existingJobIds: db.prepare<[string], { id: number }>(`SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?))`),
     // Terminal jobs finished before a cut-off. The status test is jobs_finished_idx's WHERE, word for word: the planner
     // uses a partial index only for a query that repeats it.
-    pruneExpired: db.prepare<[number], PrunedRow>(
-      `DELETE FROM jobs WHERE (status = 'succeeded' OR status = 'failed' OR status = 'cancelled') AND finished_at < ?
+    pruneExpired: db.prepare<{ olderThan: number; limit: number }, PrunedRow>(
+      `DELETE FROM jobs WHERE id IN (
+         SELECT id FROM jobs WHERE (status = 'succeeded' OR status = 'failed' OR status = 'cancelled') AND finished_at < @olderThan
+          LIMIT @limit)
        RETURNING id, status, image_count`,
     ),
     // All but the newest n terminal jobs.
-    pruneOverflow: db.prepare<[number], PrunedRow>(
+    pruneOverflow: db.prepare<{ keep: number; limit: number }, PrunedRow>(
       `DELETE FROM jobs WHERE id IN (
          SELECT id FROM jobs WHERE (status = 'succeeded' OR status = 'failed' OR status = 'cancelled')
-          ORDER BY finished_at DESC, id DESC LIMIT -1 OFFSET ?)
+          ORDER BY finished_at DESC, id DESC LIMIT @limit OFFSET @keep)
        RETURNING id, status, image_count`,
     ),
   };
@@ -380,7 +385,8 @@ export function createJobRepository(db: Database.Database) {
   });
 
   const pruneTx = counted((olderThan: number, keep: number): number[] => {
-    const pruned = [...sql.pruneExpired.all(olderThan), ...sql.pruneOverflow.all(keep)];
+    const pruned = sql.pruneExpired.all({ olderThan, limit: PRUNE_BATCH });
+    if (pruned.length < PRUNE_BATCH) pruned.push(...sql.pruneOverflow.all({ keep, limit: PRUNE_BATCH - pruned.length }));
     for (const row of pruned) moveCounts(row.status, null, 1, row.image_count);
     return pruned.map((row) => row.id);
   });
@@ -576,7 +582,8 @@ export function createJobRepository(db: Database.Database) {
     /**
      * Deletes terminal jobs finished before `olderThan`, then all but the
      * newest `keep` terminal jobs; images and events go with them (cascade).
-     * Returns the ids removed.
+     * At most PRUNE_BATCH jobs a call, so one transaction stays short: call
+     * again until it returns none. Returns the ids removed.
      */
     pruneTerminal(olderThan: number, keep: number): number[] {
       return pruneTx.immediate(olderThan, keep);

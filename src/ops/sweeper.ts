@@ -91,7 +91,14 @@ export function createSweeper(options: SweeperOptions) {
 
   async function run(now: number): Promise<SweepReport> {
     const started = performance.now();
-    const jobsPruned = repo.pruneTerminal(now - config.completedTtlMs, config.maxCompletedJobs).length;
+    // In batches, yielding between them: a sweep after a busy hour must not hold the event loop while it deletes.
+    let jobsPruned = 0;
+    for (;;) {
+      const pruned = repo.pruneTerminal(now - config.completedTtlMs, config.maxCompletedJobs).length;
+      if (pruned === 0) break;
+      jobsPruned += pruned;
+      await setImmediate();
+    }
     let removalFailures = 0;
 
     let outputFoldersRemoved = 0;
