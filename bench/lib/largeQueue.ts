@@ -4,9 +4,9 @@
  *
  * Two data folders are filled alike through the job repository: N (and
  * 1,000) jobs due from one hour ahead onwards, a second apart, priorities 0-9,
- * one image row each; 1,000 succeeded jobs for the sweeper to prune; 1,000
- * temp files idle past the sweeper's grace period, half of them owned by
- * waiting jobs. Then, alternating between the two sides at every step:
+ * one image row each; 1,000 succeeded jobs; once the service has started,
+ * 1,000 temp files idle past the sweeper's grace period, half of them owned
+ * by waiting jobs. Then, alternating between the two sides at every step:
  *  - claim: 2 due jobs are inserted, then one claim asks for 5 (fewer due
  *    than asked: the case that used to walk every queued job); only the claim
  *    is timed, median of --claims;
@@ -16,6 +16,9 @@
  *    requests/s over three interleaved rounds;
  *  - stalls: the longest event-loop delay (perf_hooks, 1 ms resolution)
  *    during one sweep, and during three memory samples and metrics scrapes.
+ *    A first sweep runs right after the start; the measured one prunes the
+ *    submissions' jobs and removes their result folders and the idle temp
+ *    files no job owns.
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
@@ -29,6 +32,7 @@ import { loadConfig } from '../../src/config.js';
 import { createJobRepository, type NewJob } from '../../src/db/jobRepository.js';
 import { openDatabase } from '../../src/db/open.js';
 import { createService, type Service } from '../../src/service.js';
+import { loadAverages, median } from './figures.js';
 import { postLoad, send } from './httpLoad.js';
 
 export interface LargeQueueOptions {
@@ -57,11 +61,10 @@ const waitingJob = (runAt: number, priority: number, inputKey: string | null): N
   priority, maxAttempts: 3, options: { format: 'webp' }, destination: { type: 'local' }, idempotencyKey: null, inputKey, runAt, images: [image],
 });
 
-const median = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
 const ratio = (large: number, small: number): string => (large / small).toFixed(2);
 
-/** Fills one side's data folder: the waiting jobs, terminal jobs to prune, idle temp files. */
-function fill(side: Side): void {
+/** Fills one side's data folder: the waiting jobs, terminal jobs to prune. Returns keys of waiting jobs. */
+function fill(side: Side): string[] {
   const db = openDatabase(path.join(side.dataDir, 'jobs.db'), { synchronous: 'NORMAL' });
   const repo = createJobRepository(db);
   const start = Date.now();
@@ -80,11 +83,15 @@ function fill(side: Side): void {
   repo.completeAndClaimDue(done, start, 'filler', LEASE_MS, 0);
   repo.checkpoint();
   db.close();
+  return ownedKeys;
+}
 
+/** Temp files idle past the sweeper's grace period: one for each of `ownedKeys`, and as many owned by no job. */
+function idleTempFiles(side: Side, ownedKeys: readonly string[]): void {
   const tmp = path.join(side.dataDir, 'tmp');
   fs.mkdirSync(tmp, { recursive: true });
-  const idleSince = new Date(start - HOUR_MS);
-  for (const key of [...ownedKeys, ...Array.from({ length: 500 }, () => randomUUID())]) {
+  const idleSince = new Date(Date.now() - HOUR_MS);
+  for (const key of [...ownedKeys, ...ownedKeys.map(() => randomUUID())]) {
     const file = path.join(tmp, `${key}.0`);
     fs.writeFileSync(file, 'x');
     fs.utimesSync(file, idleSince, idleSince);
@@ -150,12 +157,14 @@ export async function largeQueueBench(options: LargeQueueOptions): Promise<void>
   const cpus = os.cpus();
   console.log(`command: npm run bench:queue -- --queued ${options.queued} --claims ${options.claims} --reads ${options.reads}`);
   console.log(`machine: ${cpus[0]?.model ?? 'unknown cpu'}, ${cpus.length} cores, node ${process.version}, ${os.platform()} ${os.release()}`);
+  console.log(`load average at start: ${loadAverages()}`);
   console.log(`sides: ${SMALL} and ${options.queued} waiting jobs (due from 1 h ahead); steps alternate between the sides`);
   const running: Service[] = [];
   try {
+    const ownedKeys: string[][] = [];
     for (const side of sides) {
       const started = performance.now();
-      fill(side);
+      ownedKeys.push(fill(side));
       console.log(`fill ${side.label}: ${side.queued} jobs in ${((performance.now() - started) / 1_000).toFixed(1)} s`);
     }
 
@@ -168,6 +177,9 @@ export async function largeQueueBench(options: LargeQueueOptions): Promise<void>
       running.push(started.service);
       services.push(started);
       console.log(`start ${side.label} (counts every job once): ${started.startMs.toFixed(0)} ms`);
+      // A first sweep (pruning the terminal jobs of the fill and the claims) warms the code the measured one runs.
+      await started.service.ops.sweeper.sweep(Date.now());
+      idleTempFiles(side, ownedKeys[services.length - 1]!);
     }
 
     const agents = services.map(() => new http.Agent({ keepAlive: true, maxSockets: 1 }));
@@ -203,6 +215,8 @@ export async function largeQueueBench(options: LargeQueueOptions): Promise<void>
     const [submitSmall, submitLarge] = submitted.map((side) => side.requests / side.seconds) as [number, number];
     console.log(`POST /jobs req_per_s 1k=${submitSmall.toFixed(0)} large=${submitLarge.toFixed(0)} cost_ratio=${ratio(submitSmall, submitLarge)}`);
 
+    // The submitted jobs' conversions must not run beside the measured sweeps.
+    while (services.some(({ service }) => service.scheduler.running > 0)) await new Promise((resolve) => setTimeout(resolve, 100));
     const seen = [];
     for (const { service } of services) seen.push(await stalls(service));
     const [stallSmall, stallLarge] = seen as [{ sweep: number; samplers: number }, { sweep: number; samplers: number }];
@@ -211,6 +225,7 @@ export async function largeQueueBench(options: LargeQueueOptions): Promise<void>
     const lastSweep = services[1]!.service.ops.sweeper.lastRun;
     console.log(`sweep large: ${JSON.stringify(lastSweep)}`);
 
+    console.log(`load average at end: ${loadAverages()}`);
     console.log(`claim_ratio_1m=${ratio(claimLarge, claimSmall)}`);
     console.log(`submit_ratio_1m=${ratio(submitSmall, submitLarge)}`);
     console.log(`health_ratio_1m=${worstReadRatio.toFixed(2)}`);
