@@ -38,8 +38,9 @@ export const StoredStatus = {
   ...JobStatus,
   /** Queued, waiting for a `runAt` still to come. Entered by `insertJob` (a `delayMs`) and
    *  `failAttempt` (a retry's backoff). Left by the claim's promotion to `queued` once `runAt`
-   *  has passed (oldest first, in bounded batches, inside `claimDue` and `completeAndClaimDue`),
-   *  by `runNow` (to `queued`) or by `cancelJob`. */
+   *  has passed (oldest first, in bounded batches, inside `claimDue` and `completeAndClaimDue`:
+   *  at least once a second, and whenever a claim finds too few queued jobs), by `runNow`
+   *  (to `queued`) or by `cancelJob`. */
   scheduled: 'scheduled',
 } as const;
 
