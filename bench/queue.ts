@@ -1,5 +1,7 @@
 /**
  * Queue throughput: our SQLite queue against plainjob, side by side in one run.
+ * With `--queued N`, instead: the claim and the service's routes with N jobs
+ * waiting against 1,000 (`bench/lib/largeQueue.ts`).
  *
  * For each side, on a fresh database file in a temp folder:
  *  - enqueue: N no-op jobs inserted one by one, each in its own transaction
@@ -37,6 +39,7 @@ import { loadConfig } from '../src/config.js';
 import { createJobRepository, type NewJob } from '../src/db/jobRepository.js';
 import { openDatabase } from '../src/db/open.js';
 import { createScheduler } from '../src/queue/scheduler.js';
+import { largeQueueBench } from './lib/largeQueue.js';
 
 interface Throughput {
   readonly enqueuePerSec: number;
@@ -178,8 +181,17 @@ async function main(): Promise<void> {
       jobs: { type: 'string', default: '20000' },
       rounds: { type: 'string', default: '3' },
       'budget-s': { type: 'string', default: '90' },
+      queued: { type: 'string' },
+      claims: { type: 'string', default: '2000' },
+      reads: { type: 'string', default: '200' },
     },
   });
+  if (values.queued !== undefined) {
+    await largeQueueBench({
+      queued: positiveInteger('queued', values.queued), claims: positiveInteger('claims', values.claims), reads: positiveInteger('reads', values.reads),
+    });
+    return;
+  }
   const jobs = positiveInteger('jobs', values.jobs);
   const maxRounds = positiveInteger('rounds', values.rounds);
   const budgetMs = positiveInteger('budget-s', values['budget-s']) * 1_000;

@@ -75,6 +75,8 @@ export function createService(config: Config, log: Logger): Service {
     server,
 
     async start(): Promise<number> {
+      // Before any answer: the counts every submission and route read must include rows changed by hand while stopped.
+      repo.recountJobs();
       await new Promise<void>((resolve, reject) => {
         const onError = (error: NodeJS.ErrnoException): void => reject(listenError(error, config));
         server.once('error', onError);

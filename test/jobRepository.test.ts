@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { createJobRepository } from '../src/db/jobRepository.js';
+import { createJobRepository, PRUNE_BATCH } from '../src/db/jobRepository.js';
 import { openDatabase } from '../src/db/open.js';
 import { jobInState, newJob, testDb } from './support/db.js';
 import { openFilesUnder } from './support/descriptors.js';
@@ -247,6 +247,21 @@ describe('pruneTerminal', () => {
   });
 });
 
+describe('pruneTerminal in batches', () => {
+  it('deletes at most PRUNE_BATCH jobs a call, and nothing once none is left to prune', () => {
+    const { db, repo } = testDb();
+    repo.insertJobs(Array.from({ length: PRUNE_BATCH + 50 }, () => newJob()), 1);
+    db.prepare(`UPDATE jobs SET status = 'succeeded', finished_at = 5`).run();
+    repo.recountJobs();
+    const live = repo.insertJob(newJob(), 1).job;
+    expect(repo.pruneTerminal(10, 0)).toHaveLength(PRUNE_BATCH);
+    expect(repo.pruneTerminal(10, 0)).toHaveLength(50);
+    expect(repo.pruneTerminal(10, 0)).toEqual([]);
+    expect(repo.listJobs({ limit: 10 }).map((job) => job.id)).toEqual([live.id]);
+    expect(repo.countByStatus()).toMatchObject({ queued: 1, succeeded: 0 });
+  });
+});
+
 describe('listJobs', () => {
   it('lists newest first with a keyset cursor and a status filter', () => {
     const { db, repo } = testDb();
@@ -261,20 +276,31 @@ describe('listJobs', () => {
 });
 
 describe('query plans', () => {
-  it('serve the claim, the next due time, idempotency, listing and the live count from indexes, without sorting', () => {
+  it('serve the claim, the next due time, idempotency, listing and the counts from indexes, without sorting', () => {
     const { repo } = testDb();
     const plan = (name: Parameters<typeof repo.queryPlan>[0]) => repo.queryPlan(name).join(' | ');
-    expect(plan('claimDue')).toContain('USING COVERING INDEX jobs_claim_idx');
-    expect(plan('nextRunAt')).toContain('USING COVERING INDEX jobs_due_idx');
+    expect(plan('claimDue')).toContain('SCAN jobs USING COVERING INDEX jobs_claim_idx');
+    expect(plan('promoteDue')).toContain('SEARCH jobs USING COVERING INDEX jobs_scheduled_idx (run_at<?)');
+    expect(plan('nextRunAt')).toMatch(/COVERING INDEX jobs_claim_idx.*COVERING INDEX jobs_scheduled_idx/);
     expect(plan('byIdempotencyKey')).toContain('USING INDEX jobs_idempotency_key_idx');
     expect(plan('list')).toContain('USING INTEGER PRIMARY KEY');
     expect(plan('listByStatus')).toContain('USING INTEGER PRIMARY KEY');
-    expect(plan('liveCount')).toMatch(/COVERING INDEX jobs_(due|claim)_idx.*COVERING INDEX jobs_lease_idx/);
-    for (const name of ['claimDue', 'nextRunAt', 'list', 'listByStatus'] as const) {
+    for (const name of ['claimDue', 'promoteDue', 'nextRunAt', 'list', 'listByStatus'] as const) {
       expect(plan(name), name).not.toContain('TEMP B-TREE');
     }
     expect(plan('pruneExpired')).toContain('USING INDEX jobs_finished_idx');
     expect(plan('pruneOverflow')).toContain('USING INDEX jobs_finished_idx');
+  });
+
+  it('read counts from job_counts and ask for temp-file owners key by key, never reading the jobs table through', () => {
+    const { repo } = testDb();
+    const plan = (name: Parameters<typeof repo.queryPlan>[0]) => repo.queryPlan(name).join(' | ');
+    for (const name of ['counts', 'liveCount'] as const) {
+      expect(plan(name), name).toMatch(/job_counts/);
+      expect(plan(name), name).not.toMatch(/\bjobs\b/);
+    }
+    expect(plan('liveKeysAmong')).toContain('SEARCH jobs USING INDEX jobs_input_key_idx (input_key=?)');
+    expect(plan('liveKeysAmong')).not.toMatch(/SCAN jobs/);
   });
 
   it('check constraints and partial indexes build no temporary table for each row written', () => {

@@ -8,6 +8,8 @@ import { createJobRepository } from '../src/db/jobRepository.js';
 import { migrationsFolder, openDatabase } from '../src/db/open.js';
 import { newJob, tempDir } from './support/db.js';
 
+const LEASE = 30_000;
+
 /** A migrations folder holding only the first `count` migrations of ours: a database as an earlier release left it. */
 function firstMigrations(dir: string, count: number): string {
   const folder = path.join(dir, `migrations-${count}`);
@@ -21,45 +23,106 @@ function firstMigrations(dir: string, count: number): string {
 
 const count = (db: Database.Database, table: string): number => (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
 
+/** A database as the release with the first `migrations` migrations left it, opened the way that release opened it. */
+function earlierRelease(dir: string, migrations: number): { file: string; db: Database.Database } {
+  const file = path.join(dir, 'jobs.db');
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('foreign_keys = ON');
+  migrate(drizzle(db), { migrationsFolder: firstMigrations(dir, migrations) });
+  return { file, db };
+}
+
+interface OldJob {
+  status: string;
+  runAt: number;
+  images?: number;
+  attempts?: number;
+  finishedAt?: number | null;
+}
+
+/** Writes a job and its images the way the releases before 0003 did (their columns, their SQL). */
+function insertOldJob(db: Database.Database, job: OldJob): number {
+  const running = job.status === 'running';
+  const { lastInsertRowid } = db
+    .prepare(
+      `INSERT INTO jobs (status, priority, attempts, max_attempts, options, destination, input_key, run_at, lease_owner, lease_expires_at,
+                         created_at, updated_at, started_at, finished_at)
+       VALUES (?, 0, ?, 3, '{}', '{"type":"local"}', ?, ?, ?, ?, 1, 1, ?, ?)`,
+    )
+    .run(job.status, job.attempts ?? 0, `key-${job.runAt}`, job.runAt, running ? 'elsewhere:1:x' : null, running ? 9e15 : null, running ? 1 : null, job.finishedAt ?? null);
+  const id = Number(lastInsertRowid);
+  for (let index = 0; index < (job.images ?? 1); index++) {
+    db.prepare(`INSERT INTO job_images (job_id, idx, input_format, width, height, input_bytes) VALUES (?, ?, 'png', 1, 1, 10)`).run(id, index);
+  }
+  db.prepare(`INSERT INTO job_events (job_id, attempt, kind, at) VALUES (?, 1, 'started', 1)`).run(id);
+  return id;
+}
+
 describe('migrations', () => {
   it('upgrade a database made by the first release, keeping every row, the links between them and the id sequence', () => {
     const dir = tempDir();
-    const file = path.join(dir, 'jobs.db');
-    const old = new Database(file);
-    old.pragma('journal_mode = WAL');
-    old.pragma('foreign_keys = ON');
-    migrate(drizzle(old), { migrationsFolder: firstMigrations(dir, 1) });
+    const { file, db: old } = earlierRelease(dir, 1);
     expect(old.prepare(`SELECT sql FROM sqlite_schema WHERE name = 'jobs'`).pluck().get()).toContain(`status IN ('queued'`);
-    // Rows as the first release wrote them (today's repository writes today's columns).
-    const insertJob = old.prepare(
-      `INSERT INTO jobs (status, priority, max_attempts, options, destination, run_at, created_at, updated_at)
-       VALUES ('queued', 0, 3, '{"format":"webp"}', '{"type":"local"}', 0, 1, 1) RETURNING id`,
-    ).pluck();
-    const insertImage = old.prepare(`INSERT INTO job_images (job_id, idx, original_name, input_format, width, height, pages, input_bytes) VALUES (?, 0, 'a.png', 'png', 1, 1, 1, 10)`);
-    const ids = [1, 2, 3, 4].map(() => {
-      const id = insertJob.get() as number;
-      insertImage.run(id);
-      return id;
-    });
-    const claimed = { id: ids[0] as number };
-    old.prepare(`UPDATE jobs SET status = 'succeeded', attempts = 1, started_at = 2, finished_at = 3, updated_at = 3 WHERE id = ?`).run(claimed.id);
-    old.prepare(`INSERT INTO job_events (job_id, attempt, kind, lease_owner, at) VALUES (?, 1, 'started', 'old', 2), (?, 1, 'succeeded', 'old', 3)`).run(claimed.id, claimed.id);
+    const ids = [1, 2, 3, 4].map(() => insertOldJob(old, { status: 'queued', runAt: 1 }));
+    old.prepare(`UPDATE jobs SET status = 'succeeded', finished_at = 3 WHERE id = ?`).run(ids[0]);
     old.prepare('DELETE FROM jobs WHERE id = ?').run(ids[3]); // the newest job is gone: the sequence is ahead of the ids
     old.close();
 
     const db = openDatabase(file, { synchronous: 'NORMAL' });
     expect(db.prepare(`SELECT sql FROM sqlite_schema WHERE name = 'jobs'`).pluck().get()).toContain(`status = 'queued' OR status = 'running'`);
-    expect([count(db, 'jobs'), count(db, 'job_images'), count(db, 'job_events')]).toEqual([3, 3, 2]);
+    expect([count(db, 'jobs'), count(db, 'job_images'), count(db, 'job_events')]).toEqual([3, 3, 3]);
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
     expect(db.pragma('foreign_key_check')).toEqual([]);
     const upgraded = createJobRepository(db);
-    expect(upgraded.getJob(claimed.id)).toMatchObject({ status: 'succeeded', finishedAt: 3 });
-    expect(db.prepare('SELECT request_fingerprint FROM jobs WHERE id = ?').pluck().get(claimed.id)).toBeNull();
+    expect(upgraded.getJob(ids[0]!)).toMatchObject({ status: 'succeeded', finishedAt: 3 });
+    expect(db.prepare('SELECT request_fingerprint FROM jobs WHERE id = ?').pluck().get(ids[0])).toBeNull();
     const images = [{ originalName: 'a.png', inputFormat: 'png', width: 1, height: 1, pages: 1, inputBytes: 10 }];
     expect(upgraded.insertJob(newJob({ images }), 4).job.id).toBe(5); // ids never repeat
-    db.prepare('DELETE FROM jobs WHERE id = ?').run(claimed.id);
-    expect([count(db, 'jobs'), count(db, 'job_images'), count(db, 'job_events')]).toEqual([3, 3, 0]); // cascades still hold
+    db.prepare('DELETE FROM jobs WHERE id = ?').run(ids[0]);
+    expect([count(db, 'jobs'), count(db, 'job_images'), count(db, 'job_events')]).toEqual([3, 3, 2]); // cascades still hold
     expect(() => db.prepare(`UPDATE jobs SET status = 'lost' WHERE id = 2`).run()).toThrow(/CHECK constraint failed: jobs_status_check/);
+    db.close();
+  });
+
+  it('upgrade a queue from the release before job_counts: future jobs become scheduled, counts and image counts are backfilled', () => {
+    const dir = tempDir();
+    const { file, db: old } = earlierRelease(dir, 3);
+    const now = Date.now();
+    const due = insertOldJob(old, { status: 'queued', runAt: now - 60_000, images: 2 });
+    const later = insertOldJob(old, { status: 'queued', runAt: now + 3_600_000, images: 3 });
+    const running = insertOldJob(old, { status: 'running', runAt: now - 60_000, attempts: 1 });
+    const done = insertOldJob(old, { status: 'succeeded', runAt: now - 60_000, attempts: 1, finishedAt: now - 1_000, images: 4 });
+    insertOldJob(old, { status: 'failed', runAt: now - 60_000, attempts: 3, finishedAt: now - 1_000 });
+    old.close();
+
+    const db = openDatabase(file, { synchronous: 'NORMAL' });
+    const rows = db.prepare(`SELECT id, status, image_count FROM jobs ORDER BY id`).all();
+    expect(rows).toEqual([
+      { id: due, status: 'queued', image_count: 2 },
+      { id: later, status: 'scheduled', image_count: 3 },
+      { id: running, status: 'running', image_count: 1 },
+      { id: done, status: 'succeeded', image_count: 4 },
+      { id: done + 1, status: 'failed', image_count: 1 },
+    ]);
+    const repo = createJobRepository(db);
+    expect(repo.countByStatus()).toEqual({ queued: 2, running: 1, succeeded: 1, failed: 1, cancelled: 0 });
+    expect(repo.liveCount()).toBe(3);
+    expect(repo.imageCounts()).toEqual({ pending: 2 + 3 + 1, completed: 4 });
+    expect(repo.getJob(later)?.status).toBe('queued'); // what clients see
+
+    // The claim takes the due job only; the later one waits for its run_at, then is promoted and claimed.
+    expect(repo.claimDue('me', now, LEASE, 5).map((job) => job.id)).toEqual([due]);
+    expect(repo.nextRunAt()).toBe(now + 3_600_000);
+    expect(repo.claimDue('me', now + 3_600_000, LEASE, 5).map((job) => job.id)).toEqual([later]);
+    // The backfilled counts move with every write from here on.
+    expect(repo.countByStatus()).toEqual({ queued: 0, running: 3, succeeded: 1, failed: 1, cancelled: 0 });
+    expect(repo.imageCounts()).toEqual({ pending: 6, completed: 4 });
+    expect(repo.pruneTerminal(now, 0)).toHaveLength(2);
+    expect(repo.countByStatus()).toEqual({ queued: 0, running: 3, succeeded: 0, failed: 0, cancelled: 0 });
+    expect(repo.imageCounts()).toEqual({ pending: 6, completed: 0 });
+    expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+    expect(db.pragma('foreign_key_check')).toEqual([]);
     db.close();
   });
 });

@@ -2,10 +2,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { PRUNE_BATCH } from '../src/db/jobRepository.js';
 import type { JobStatus } from '../src/db/states.js';
 import { createSweeper, TEMP_GRACE_MS, type SweepReport } from '../src/ops/sweeper.js';
 import { createTempStore } from '../src/storage/tempStore.js';
-import { jobInState, testDb } from './support/db.js';
+import { jobInState, newJob, testDb } from './support/db.js';
 import { waitFor } from './support/wait.js';
 
 const NOW = Date.parse('2025-05-29T10:30:00Z');
@@ -106,6 +107,24 @@ describe('sweeper', () => {
     expect(left).toEqual([uploading, ofQueued, ofRunning].sort());
     expect(fs.readdirSync(t.tempStore.root).filter((name) => name.startsWith(abandoned))).toEqual([]);
     expect(fs.existsSync(path.join(t.tempStore.root, 'README'))).toBe(true);
+  });
+
+  it('with many idle keys and jobs to prune, asks for owners chunk by chunk and prunes batch after batch, missing none', async () => {
+    const t = setup();
+    const keys = Array.from({ length: 1_200 }, () => t.tempFiles(2 * TEMP_GRACE_MS));
+    const owned = keys.filter((_, i) => i % 2 === 0);
+    // Owners waiting for a later runAt: scheduled rows, which own their files as queued ones do.
+    t.repo.insertJobs(owned.map((inputKey) => newJob({ inputKey, runAt: NOW + TEMP_GRACE_MS })), NOW);
+    const done = t.repo.insertJobs(Array.from({ length: 2 * PRUNE_BATCH + 3 }, () => newJob({ runAt: 0 })), 0);
+    const claimed = t.repo.claimDue('me', 1, 30_000, done.length);
+    t.repo.completeAndClaimDue(claimed.map((job) => ({ jobId: job.id, owner: 'me', attempt: 1 })), 2, 'me', 30_000, 0);
+
+    const report = await t.sweeper.sweep(NOW);
+
+    expect(report.jobsPruned).toBe(done.length); // all finished long before the TTL
+    expect(report.tempFilesRemoved).toBe(600);
+    expect((await t.tempStore.list()).map((files) => files.key).sort()).toEqual([...owned].sort());
+    expect(t.repo.countByStatus()).toMatchObject({ queued: 600, succeeded: 0 });
   });
 
   it('checkpoints the WAL, reports what it did and keeps it as the last run; a second sweep finds nothing', async () => {

@@ -3,10 +3,11 @@ import type Database from 'better-sqlite3';
 import { heldFsync } from '../storage/fsync.js';
 import { surfaceDiskFull } from './surfaceDiskFull.js';
 import {
-  claimedColumns, toClaimedJob, toEvent, toImage, toJob, type ClaimedSqlValues, type ClaimLease, type EventSqlRow, type ImageSqlRow, type JobSqlRow,
+  claimedColumns, claimedImageCount, toClaimedJob, toEvent, toImage, toJob, type ClaimedSqlValues, type ClaimLease, type EventSqlRow, type ImageSqlRow, type JobSqlRow,
 } from './jobRows.js';
 import type { AttemptRef, CancelResult, CompleteAndClaimResult, DeliveredImage, FailOutcome, Job, JobError, JobEvent, JobImage, ListQuery, NewJob, StoredJob } from './jobTypes.js';
-import { EventKind, JobStatus } from './states.js';
+import { CountDelta } from './countDelta.js';
+import { EventKind, JobStatus, jobStatuses, StoredStatus } from './states.js';
 
 export type * from './jobTypes.js';
 
@@ -21,6 +22,43 @@ export type * from './jobTypes.js';
 /** Error text kept in the database is bounded: a runaway message must not bloat rows. */
 const MAX_ERROR_MESSAGE = 2_000;
 const clip = (message: string): string => (message.length > MAX_ERROR_MESSAGE ? `${message.slice(0, MAX_ERROR_MESSAGE)}…` : message);
+
+/**
+ * Due `scheduled` jobs one claim moves to `queued` at the most: a claim's
+ * transaction stays short however many jobs fall due at once (each job is
+ * promoted once, so the work per job is the same whatever the batch), and
+ * the scheduler claims again at once while some due ones are left.
+ */
+export const PROMOTE_BATCH = 1_000;
+
+/** Terminal jobs one `pruneTerminal` deletes at the most (with their images and events): a few milliseconds of work. */
+export const PRUNE_BATCH = 200;
+
+/**
+ * Claims promote due `scheduled` jobs at least this often even while there
+ * is queued work to claim (and whenever a claim finds too little): a job
+ * falling due waits at most this long to compete by priority, and a busy
+ * queue pays for one promotion a second rather than one per claim.
+ */
+export const PROMOTE_INTERVAL_MS = 1_000;
+
+/** What a statement ending an attempt returns of its job: what job_counts moves with it. */
+interface EndedRow {
+  image_count: number;
+}
+const ENDED = 'RETURNING image_count';
+
+interface PrunedRow {
+  id: number;
+  status: StoredStatus;
+  image_count: number;
+}
+
+/** `CASE status WHEN 'queued' THEN @queued<suffix> … END`: a `job_counts` row's share of a `CountDelta`. */
+const deltaOf = (suffix: string): string => `CASE status ${jobStatuses.map((status) => `WHEN '${status}' THEN @${status}${suffix}`).join(' ')} END`;
+
+/** A row's state for a job that waits for `runAt`: `queued` once it is due, `scheduled` until then. */
+const WAITING_STATUS = `CASE WHEN @runAt <= @now THEN 'queued' ELSE 'scheduled' END`;
 
 export type JobRepository = ReturnType<typeof createJobRepository>;
 
@@ -48,9 +86,15 @@ export function createJobRepository(db: Database.Database) {
 
   const sql = {
     // Insert a new queued job.
-    insertJob: db.prepare<[number, number, string, string, string | null, string | null, string | null, number, number, number], JobSqlRow>(
-      `INSERT INTO jobs (status, priority, max_attempts, options, destination, idempotency_key, request_fingerprint, input_key, run_at, created_at, updated_at)
-       VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+    insertJob: db.prepare<
+      { priority: number; maxAttempts: number; options: string; destination: string; idempotencyKey: string | null; requestFingerprint: string | null;
+        inputKey: string | null;
+        imageCount: number; runAt: number; now: number },
+      JobSqlRow
+    >(
+      `INSERT INTO jobs (status, priority, max_attempts, options, destination, idempotency_key, request_fingerprint, input_key, image_count, run_at, created_at, updated_at)
+       VALUES (${WAITING_STATUS}, @priority, @maxAttempts, @options, @destination, @idempotencyKey, @requestFingerprint, @inputKey, @imageCount, @runAt, @now, @now)
+       RETURNING *`,
     ),
     // Insert one image row of a job.
     insertImage: db.prepare<[number, number, string | null, string, number, number, number, number], ImageSqlRow>(
@@ -59,13 +103,20 @@ export function createJobRepository(db: Database.Database) {
     ),
     // The job a previous submission stored under an idempotency key.
     byIdempotencyKey: db.prepare<[string], JobSqlRow>(`SELECT * FROM jobs WHERE idempotency_key = ?`),
-    // Claim up to n due jobs in one statement: highest priority first, then oldest run_at.
-    // INDEXED BY: without statistics the planner would take jobs_status_id_idx and sort every queued job.
+    // Move scheduled jobs whose run_at has come to queued, oldest first: reads only the head of jobs_scheduled_idx.
+    promoteDue: db.prepare<{ now: number; batch: number }>(
+      `UPDATE jobs SET status = 'queued'
+        WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_scheduled_idx WHERE status = 'scheduled' AND run_at <= @now
+                     ORDER BY run_at LIMIT @batch)`,
+    ),
+    // Claim up to n queued (hence due) jobs in one statement: highest priority first, then oldest run_at. It reads
+    // the n entries it takes and no more: jobs waiting for later are scheduled, outside jobs_claim_idx.
+    // INDEXED BY: without statistics the planner might prefer another index and sort every queued job.
     claimDue: db.prepare<ClaimLease & { limit: number }, ClaimedSqlValues>(
       `UPDATE jobs
           SET status = 'running', attempts = attempts + 1, lease_owner = @owner, lease_expires_at = @expires,
               started_at = @now, updated_at = @now
-        WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_claim_idx WHERE status = 'queued' AND run_at <= @now
+        WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_claim_idx WHERE status = 'queued'
                      ORDER BY priority DESC, run_at, id LIMIT @limit)
         RETURNING ${claimedColumns.join(', ')}`,
     ).raw(),
@@ -79,38 +130,54 @@ export function createJobRepository(db: Database.Database) {
         WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
     ),
     // Finish an attempt that delivered everything.
-    complete: db.prepare<{ id: number; owner: string; attempt: number; now: number }>(
+    complete: db.prepare<{ id: number; owner: string; attempt: number; now: number }, EndedRow>(
       `UPDATE jobs SET status = 'succeeded', lease_owner = NULL, lease_expires_at = NULL, finished_at = @now, updated_at = @now,
               last_error_code = NULL, last_error_message = NULL
-        WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
+        WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt
+        ${ENDED}`,
     ),
     // Put a failed attempt's job back in the queue for a later run.
-    retry: db.prepare<{ id: number; owner: string; attempt: number; now: number; runAt: number; code: string; message: string }>(
-      `UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, run_at = @runAt, updated_at = @now,
+    retry: db.prepare<{ id: number; owner: string; attempt: number; now: number; runAt: number; code: string; message: string }, EndedRow>(
+      `UPDATE jobs SET status = ${WAITING_STATUS}, lease_owner = NULL, lease_expires_at = NULL, run_at = @runAt, updated_at = @now,
               last_error_code = @code, last_error_message = @message
-        WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
+        WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt
+        ${ENDED}`,
     ),
     // Fail a job for good.
-    fail: db.prepare<{ id: number; owner: string; attempt: number; now: number; code: string; message: string }>(
+    fail: db.prepare<{ id: number; owner: string; attempt: number; now: number; code: string; message: string }, EndedRow>(
       `UPDATE jobs SET status = 'failed', lease_owner = NULL, lease_expires_at = NULL, finished_at = @now, updated_at = @now,
               last_error_code = @code, last_error_message = @message
-        WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
+        WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt
+        ${ENDED}`,
     ),
     // Give an interrupted attempt's job back without counting the attempt. run_at stays as it was: the job keeps its place.
-    returnAttempt: db.prepare<{ id: number; owner: string; attempt: number; now: number }>(
+    returnAttempt: db.prepare<{ id: number; owner: string; attempt: number; now: number }, EndedRow>(
       `UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL,
               updated_at = @now
-        WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
+        WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt
+        ${ENDED}`,
     ),
     // Cancel a job that has not ended.
     cancel: db.prepare<{ id: number; now: number }, JobSqlRow>(
       `UPDATE jobs SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, finished_at = @now, updated_at = @now,
               last_error_code = 'cancelled', last_error_message = 'cancelled by request'
-        WHERE id = @id AND status IN ('queued', 'running') RETURNING *`,
+        WHERE id = @id AND (status = 'scheduled' OR status = 'queued' OR status = 'running') RETURNING *`,
     ),
-    // Make a queued job due now.
+    // Make a waiting job due now.
     runNow: db.prepare<{ id: number; now: number }, JobSqlRow>(
-      `UPDATE jobs SET run_at = @now, updated_at = @now WHERE id = @id AND status = 'queued' RETURNING *`,
+      `UPDATE jobs SET status = 'queued', run_at = @now, updated_at = @now
+        WHERE id = @id AND (status = 'scheduled' OR status = 'queued') RETURNING *`,
+    ),
+    // Apply one transaction's CountDelta: each row of job_counts moves by its state's share.
+    moveCounts: db.prepare<Record<string, number>>(`UPDATE job_counts SET jobs = jobs + ${deltaOf('')}, images = images + ${deltaOf('Images')}`),
+    // Count every row again (a full scan): at start, so a row changed by hand is counted. Zero first: a state
+    // with no rows is missing from the grouped counts.
+    zeroCounts: db.prepare(`UPDATE job_counts SET jobs = 0, images = 0`),
+    recount: db.prepare(
+      `UPDATE job_counts SET jobs = c.jobs, images = c.images
+         FROM (SELECT iif(status = 'scheduled', 'queued', status) AS status, count(*) AS jobs, coalesce(sum(image_count), 0) AS images
+                 FROM jobs GROUP BY 1) AS c
+        WHERE c.status = job_counts.status`,
     ),
     // Running jobs whose lease expired or whose owner is known dead.
     lostJobs: db.prepare<{ now: number; deadOwners: string }, JobSqlRow>(
@@ -153,43 +220,73 @@ export function createJobRepository(db: Database.Database) {
     list: db.prepare<{ beforeId: number; limit: number }, JobSqlRow>(
       `SELECT * FROM jobs WHERE id < @beforeId ORDER BY id DESC LIMIT @limit`,
     ),
-    // Newest first in one status, keyset-paginated by id.
-    listByStatus: db.prepare<{ status: string; beforeId: number; limit: number }, JobSqlRow>(
-      `SELECT * FROM jobs WHERE status = @status AND id < @beforeId ORDER BY id DESC LIMIT @limit`,
+    // Newest first in one or two row states (queued's two), keyset-paginated by id.
+    listByStatus: db.prepare<{ status: StoredStatus; alsoStatus: StoredStatus; beforeId: number; limit: number }, JobSqlRow>(
+      `SELECT * FROM jobs WHERE (status = @status OR status = @alsoStatus) AND id < @beforeId ORDER BY id DESC LIMIT @limit`,
     ),
-    countByStatus: db.prepare<[], { status: JobStatus; n: number }>(`SELECT status, count(*) AS n FROM jobs GROUP BY status`),
-    // Jobs waiting or running: the figure MAX_QUEUED_JOBS bounds (each count reads a partial index).
-    liveCount: db.prepare<[], { n: number }>(
-      `SELECT (SELECT count(*) FROM jobs WHERE status = 'queued') + (SELECT count(*) FROM jobs WHERE status = 'running') AS n`,
+    // Jobs and their images by state as clients see them: five rows, whatever the size of the queue.
+    counts: db.prepare<[], { status: JobStatus; jobs: number; images: number }>(`SELECT status, jobs, images FROM job_counts`),
+    // Jobs waiting or running: the figure MAX_QUEUED_JOBS bounds.
+    liveCount: db.prepare<[], { n: number }>(`SELECT coalesce(sum(jobs), 0) AS n FROM job_counts WHERE status = 'queued' OR status = 'running'`),
+    // When the scheduler must next look for work: at once if a job is queued, else when the first scheduled one falls due.
+    // Each side reads one index entry (INDEXED BY: as for the claim).
+    nextRunAt: db.prepare<[], { run_at: number | null }>(
+      `SELECT min(run_at) AS run_at FROM (
+         SELECT * FROM (SELECT run_at FROM jobs INDEXED BY jobs_claim_idx WHERE status = 'queued' LIMIT 1)
+         UNION ALL
+         SELECT * FROM (SELECT run_at FROM jobs INDEXED BY jobs_scheduled_idx WHERE status = 'scheduled' ORDER BY run_at LIMIT 1))`,
     ),
-    // When the scheduler must next look for due work (INDEXED BY: as for the claim).
-    nextRunAt: db.prepare<[], { run_at: number }>(
-      `SELECT run_at FROM jobs INDEXED BY jobs_due_idx WHERE status = 'queued' ORDER BY run_at LIMIT 1`,
-    ),
-    // Images of queued or running jobs, and of retained succeeded jobs.
-    imageCounts: db.prepare<[], { pending: number; completed: number }>(
-      `SELECT coalesce(sum(j.status IN ('queued', 'running')), 0) AS pending,
-              coalesce(sum(j.status = 'succeeded'), 0) AS completed
-         FROM job_images i JOIN jobs j ON j.id = i.job_id`,
-    ),
-    // Temp-store keys still owned by a job that may need their files.
-    liveInputKeys: db.prepare<[], { input_key: string }>(
-      `SELECT input_key FROM jobs WHERE status IN ('queued', 'running') AND input_key IS NOT NULL`,
+    // Which of the given temp-store keys a waiting or running job still owns (one index probe per key).
+    liveKeysAmong: db.prepare<[string], { input_key: string }>(
+      `SELECT input_key FROM jobs INDEXED BY jobs_input_key_idx
+        WHERE input_key IN (SELECT value FROM json_each(?)) AND (status = 'scheduled' OR status = 'queued' OR status = 'running')`,
     ),
     // Which of the given ids still name a job (the sweeper's test for orphaned result folders).
     existingJobIds: db.prepare<[string], { id: number }>(`SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?))`),
     // Terminal jobs finished before a cut-off. The status test is jobs_finished_idx's WHERE, word for word: the planner
     // uses a partial index only for a query that repeats it.
-    pruneExpired: db.prepare<[number], { id: number }>(
-      `DELETE FROM jobs WHERE (status = 'succeeded' OR status = 'failed' OR status = 'cancelled') AND finished_at < ? RETURNING id`,
+    pruneExpired: db.prepare<{ olderThan: number; limit: number }, PrunedRow>(
+      `DELETE FROM jobs WHERE id IN (
+         SELECT id FROM jobs WHERE (status = 'succeeded' OR status = 'failed' OR status = 'cancelled') AND finished_at < @olderThan
+          LIMIT @limit)
+       RETURNING id, status, image_count`,
     ),
     // All but the newest n terminal jobs.
-    pruneOverflow: db.prepare<[number], { id: number }>(
+    pruneOverflow: db.prepare<{ keep: number; limit: number }, PrunedRow>(
       `DELETE FROM jobs WHERE id IN (
          SELECT id FROM jobs WHERE (status = 'succeeded' OR status = 'failed' OR status = 'cancelled')
-          ORDER BY finished_at DESC, id DESC LIMIT -1 OFFSET ?)
-       RETURNING id`,
+          ORDER BY finished_at DESC, id DESC LIMIT @limit OFFSET @keep)
+       RETURNING id, status, image_count`,
     ),
+  };
+
+  /**
+   * The counts the running transaction moves; `counted` opens one for its body and writes it, in one statement,
+   * before the commit. Verbs write into it with `moveCounts`: a transaction per write, not a statement per job.
+   */
+  let delta: CountDelta | null = null;
+  const moveCounts = (from: StoredStatus | null, to: StoredStatus | null, jobs: number, images: number): void => {
+    if (delta === null) throw new Error('job rows written outside a counted transaction');
+    delta.move(from, to, jobs, images);
+  };
+  function counted<A extends unknown[], R>(body: (...args: A) => R): Database.Transaction<(...args: A) => R> {
+    return db.transaction((...args: A): R => {
+      delta = new CountDelta();
+      try {
+        const result = body(...args);
+        if (!delta.empty) sql.moveCounts.run(delta.params());
+        return result;
+      } finally {
+        delta = null;
+      }
+    });
+  }
+  const sum = (values: readonly number[]): number => values.reduce((total, value) => total + value, 0);
+  let nextPromoteAt = Number.NEGATIVE_INFINITY;
+  /** Moves due scheduled jobs to queued (uncounted: both are `queued` to clients); false when none was due. */
+  const promoteDue = (now: number): boolean => {
+    nextPromoteAt = now + PROMOTE_INTERVAL_MS;
+    return sql.promoteDue.run({ now, batch: PROMOTE_BATCH }).changes > 0;
   };
 
   const recordEvent = (ref: AttemptRef, kind: EventKind, now: number, error: JobError | null = null): void => {
@@ -208,50 +305,67 @@ export function createJobRepository(db: Database.Database) {
       const existing = sql.byIdempotencyKey.get(job.idempotencyKey);
       if (existing) return storedEarlier(existing);
     }
-    const row = sql.insertJob.get(
-      job.priority, job.maxAttempts, JSON.stringify(job.options), JSON.stringify(job.destination),
-      job.idempotencyKey, job.requestFingerprint, job.inputKey, job.runAt, now, now,
-    ) as JobSqlRow;
+    const row = sql.insertJob.get({
+      priority: job.priority, maxAttempts: job.maxAttempts, options: JSON.stringify(job.options), destination: JSON.stringify(job.destination),
+      idempotencyKey: job.idempotencyKey, requestFingerprint: job.requestFingerprint, inputKey: job.inputKey, imageCount: job.images.length, runAt: job.runAt, now,
+    }) as JobSqlRow;
+    moveCounts(null, row.status, 1, row.image_count);
     const images = job.images.map((image, index) =>
       toImage(sql.insertImage.get(row.id, index, image.originalName, image.inputFormat, image.width, image.height, image.pages, image.inputBytes) as ImageSqlRow),
     );
     return { job: toJob(row), images, created: true, requestFingerprint: row.request_fingerprint };
   };
-  const insertJobTx = db.transaction(insertOne);
-  const insertJobsTx = db.transaction((jobs: readonly NewJob[], now: number) => jobs.map((job) => insertOne(job, now)));
+  const insertJobTx = counted(insertOne);
+  const insertJobsTx = counted((jobs: readonly NewJob[], now: number) => jobs.map((job) => insertOne(job, now)));
 
   // The bodies below are plain functions, composed inside one transaction
   // each: calling a transaction function within another would add a
   // savepoint per call.
   const claimRows = (owner: string, now: number, leaseMs: number, limit: number): Job[] => {
     const lease: ClaimLease = { owner, now, expires: now + leaseMs };
-    const jobs = sql.claimDue.all({ ...lease, limit }).map((values) => toClaimedJob(values, lease));
+    const promotedFirst = now >= nextPromoteAt && promoteDue(now);
+    let claimed = sql.claimDue.all({ ...lease, limit });
+    if (claimed.length < limit && !promotedFirst && promoteDue(now)) claimed = [...claimed, ...sql.claimDue.all({ ...lease, limit: limit - claimed.length })];
+    moveCounts(StoredStatus.queued, StoredStatus.running, claimed.length, sum(claimed.map(claimedImageCount)));
+    const jobs = claimed.map((values) => toClaimedJob(values, lease));
     for (const job of jobs) sql.insertEvent.run(job.id, job.attempts, EventKind.started, owner, null, null, now);
     // RETURNING gives no order guarantee: restore the claim order.
     return jobs.sort((a, b) => b.priority - a.priority || a.runAt - b.runAt || a.id - b.id);
   };
-  const claimDueTx = db.transaction(claimRows);
+  const claimDueTx = counted(claimRows);
 
+  /** Where each way of ending an attempt leaves its job, as clients see it. */
+  const endedIn = {
+    [EventKind.succeeded]: StoredStatus.succeeded,
+    [EventKind.retrying]: StoredStatus.queued,
+    [EventKind.failed]: StoredStatus.failed,
+    [EventKind.returned]: StoredStatus.queued,
+  } as const;
+
+  /** Ends an attempt with one of the guarded statements above; false when the attempt no longer held its job. */
   const endAttempt = (
-    ref: AttemptRef, statement: Database.Statement, params: Record<string, unknown>, kind: EventKind, now: number, error: JobError | null,
+    ref: AttemptRef, statement: Database.Statement<[Record<string, unknown>], EndedRow>, params: Record<string, unknown>,
+    kind: keyof typeof endedIn, now: number, error: JobError | null,
   ): boolean => {
-    const changed = statement.run({ id: ref.jobId, owner: ref.owner, attempt: ref.attempt, now, ...params }).changes === 1;
-    if (changed) recordEvent(ref, kind, now, error);
-    return changed;
+    const ended = statement.get({ id: ref.jobId, owner: ref.owner, attempt: ref.attempt, now, ...params });
+    if (!ended) return false;
+    moveCounts(StoredStatus.running, endedIn[kind], 1, ended.image_count);
+    recordEvent(ref, kind, now, error);
+    return true;
   };
-  const endAttemptTx = db.transaction(endAttempt);
+  const endAttemptTx = counted(endAttempt);
 
   const completeRefs = (refs: readonly AttemptRef[], now: number): boolean[] =>
     refs.map((ref) => endAttempt(ref, sql.complete, {}, EventKind.succeeded, now, null));
 
-  const completeAndClaimTx = db.transaction(
+  const completeAndClaimTx = counted(
     (refs: readonly AttemptRef[], now: number, owner: string, leaseMs: number, limit: number): CompleteAndClaimResult => ({
       completed: completeRefs(refs, now),
       claimed: limit > 0 ? claimRows(owner, now, leaseMs, limit) : [],
     }),
   );
 
-  const requeueLostTx = db.transaction((now: number, deadOwners: readonly string[]): number => {
+  const requeueLostTx = counted((now: number, deadOwners: readonly string[]): number => {
     const lost = sql.lostJobs.all({ now, deadOwners: JSON.stringify(deadOwners) });
     for (const row of lost) {
       const ref = refOf(row);
@@ -259,6 +373,7 @@ export function createJobRepository(db: Database.Database) {
       // The lost attempt counts: a job that kills its process must not loop forever.
       const exhausted = row.attempts >= row.max_attempts;
       (exhausted ? sql.failLost : sql.requeueLost).run(params);
+      moveCounts(StoredStatus.running, exhausted ? StoredStatus.failed : StoredStatus.queued, 1, row.image_count);
       recordEvent(ref, exhausted ? EventKind.failed : EventKind.lost, now, {
         code: 'attempt_lost',
         message: 'the attempt\'s process stopped or lost its lease',
@@ -267,11 +382,12 @@ export function createJobRepository(db: Database.Database) {
     return lost.length;
   });
 
-  const cancelTx = db.transaction((id: number, now: number): CancelResult | null => {
+  const cancelTx = counted((id: number, now: number): CancelResult | null => {
     const before = sql.getJob.get(id);
     if (!before) return null;
     const row = sql.cancel.get({ id, now });
     if (!row) return { job: toJob(before), cancelled: false, previous: null };
+    moveCounts(before.status, StoredStatus.cancelled, 1, before.image_count);
     sql.insertEvent.run(id, before.attempts, EventKind.cancelled, before.lease_owner, 'cancelled', 'cancelled by request', now);
     return { job: toJob(row), cancelled: true, previous: before.status === JobStatus.running ? refOf(before) : null };
   });
@@ -282,10 +398,16 @@ export function createJobRepository(db: Database.Database) {
   // never happened.
   const runNowTx = db.transaction((id: number, now: number): JobSqlRow | undefined => sql.runNow.get({ id, now }));
 
-  const pruneTx = db.transaction((olderThan: number, keep: number): number[] => {
-    const expired = sql.pruneExpired.all(olderThan).map((row) => row.id);
-    const overflow = sql.pruneOverflow.all(keep).map((row) => row.id);
-    return [...expired, ...overflow];
+  const pruneTx = counted((olderThan: number, keep: number): number[] => {
+    const pruned = sql.pruneExpired.all({ olderThan, limit: PRUNE_BATCH });
+    if (pruned.length < PRUNE_BATCH) pruned.push(...sql.pruneOverflow.all({ keep, limit: PRUNE_BATCH - pruned.length }));
+    for (const row of pruned) moveCounts(row.status, null, 1, row.image_count);
+    return pruned.map((row) => row.id);
+  });
+
+  const recountTx = db.transaction(() => {
+    sql.zeroCounts.run();
+    sql.recount.run();
   });
 
   return surfaceDiskFull({
@@ -316,7 +438,10 @@ export function createJobRepository(db: Database.Database) {
       await walSync?.close();
     },
 
-    /** Atomically moves up to `limit` due jobs to running under `owner`'s lease and counts the attempt. */
+    /**
+     * Atomically moves up to `limit` due jobs to running under `owner`'s lease and counts the attempt,
+     * having first moved due `scheduled` jobs (up to PROMOTE_BATCH of them) to `queued`.
+     */
     claimDue(owner: string, now: number, leaseMs: number, limit: number): Job[] {
       return claimDueTx.immediate(owner, now, leaseMs, limit);
     },
@@ -377,6 +502,7 @@ export function createJobRepository(db: Database.Database) {
 
     /** Makes a queued job due now; null when the job is not queued. */
     runNow(id: number, now: number): Job | null {
+      // scheduled or queued → queued: the same state to clients, nothing to count.
       const row = runNowTx.immediate(id, now);
       return row ? toJob(row) : null;
     },
@@ -413,13 +539,25 @@ export function createJobRepository(db: Database.Database) {
 
     listJobs(query: ListQuery): Job[] {
       const page = { beforeId: query.beforeId ?? Number.MAX_SAFE_INTEGER, limit: query.limit };
-      const rows = query.status === undefined ? sql.list.all(page) : sql.listByStatus.all({ ...page, status: query.status });
-      return rows.map(toJob);
+      const { status } = query;
+      if (status === undefined) return sql.list.all(page).map(toJob);
+      // Clients' `queued` is two row states.
+      const alsoStatus: StoredStatus = status === JobStatus.queued ? StoredStatus.scheduled : status;
+      return sql.listByStatus.all({ ...page, status, alsoStatus }).map(toJob);
     },
 
+    /**
+     * Counts every job again into `job_counts` (a full scan, about a second for a million jobs): at start, so
+     * a row changed by hand while the service was stopped is counted right.
+     */
+    recountJobs(): void {
+      recountTx.immediate();
+    },
+
+    /** Jobs by state as clients see them (read from `job_counts`, not counted row by row). */
     countByStatus(): Record<JobStatus, number> {
       const counts = { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
-      for (const row of sql.countByStatus.all()) counts[row.status] = row.n;
+      for (const row of sql.counts.all()) counts[row.status] = row.jobs;
       return counts;
     },
 
@@ -433,12 +571,20 @@ export function createJobRepository(db: Database.Database) {
       return sql.nextRunAt.get()?.run_at ?? null;
     },
 
+    /** Images of waiting or running jobs, and of retained succeeded jobs (read from `job_counts`). */
     imageCounts(): { pending: number; completed: number } {
-      return sql.imageCounts.get() ?? { pending: 0, completed: 0 };
+      const counts = { pending: 0, completed: 0 };
+      for (const { status, images } of sql.counts.all()) {
+        if (status === JobStatus.queued || status === JobStatus.running) counts.pending += images;
+        else if (status === JobStatus.succeeded) counts.completed += images;
+      }
+      return counts;
     },
 
-    liveInputKeys(): Set<string> {
-      return new Set(sql.liveInputKeys.all().map((row) => row.input_key));
+    /** Which of `keys` a waiting or running job still owns. Callers pass a bounded number of keys at a time. */
+    liveKeysAmong(keys: readonly string[]): Set<string> {
+      if (keys.length === 0) return new Set();
+      return new Set(sql.liveKeysAmong.all(JSON.stringify(keys)).map((row) => row.input_key));
     },
 
     /** Which of `ids` still name a job. */
@@ -450,7 +596,8 @@ export function createJobRepository(db: Database.Database) {
     /**
      * Deletes terminal jobs finished before `olderThan`, then all but the
      * newest `keep` terminal jobs; images and events go with them (cascade).
-     * Returns the ids removed.
+     * At most PRUNE_BATCH jobs a call, so one transaction stays short: call
+     * again until it returns none. Returns the ids removed.
      */
     pruneTerminal(olderThan: number, keep: number): number[] {
       return pruneTx.immediate(olderThan, keep);

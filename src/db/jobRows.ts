@@ -1,11 +1,11 @@
 import type { Job, JobEvent, JobImage } from './jobTypes.js';
-import { JobStatus, type EventKind, type ImageStatus } from './states.js';
+import { JobStatus, publicStatus, type EventKind, type ImageStatus, type StoredStatus } from './states.js';
 
 /** Rows as SQLite returns them (snake_case, booleans as 0/1), and their mapping to the repository's types. */
 
 export interface JobSqlRow {
   id: number;
-  status: JobStatus;
+  status: StoredStatus;
   priority: number;
   attempts: number;
   max_attempts: number;
@@ -14,6 +14,7 @@ export interface JobSqlRow {
   idempotency_key: string | null;
   request_fingerprint: string | null;
   input_key: string | null;
+  image_count: number;
   run_at: number;
   lease_owner: string | null;
   lease_expires_at: number | null;
@@ -58,7 +59,7 @@ export interface EventSqlRow {
 export function toJob(row: JobSqlRow): Job {
   return {
     id: row.id,
-    status: row.status,
+    status: publicStatus(row.status),
     priority: row.priority,
     attempts: row.attempts,
     maxAttempts: row.max_attempts,
@@ -85,14 +86,17 @@ export function toJob(row: JobSqlRow): Job {
  */
 export const claimedColumns = [
   'id', 'priority', 'attempts', 'max_attempts', 'options', 'destination', 'idempotency_key', 'input_key', 'run_at',
-  'last_error_code', 'last_error_message', 'created_at', 'finished_at',
+  'last_error_code', 'last_error_message', 'created_at', 'finished_at', 'image_count',
 ] as const;
 
 export type ClaimedSqlValues = [
   id: number, priority: number, attempts: number, maxAttempts: number, options: string, destination: string,
   idempotencyKey: string | null, inputKey: string | null, runAt: number, lastErrorCode: string | null,
-  lastErrorMessage: string | null, createdAt: number, finishedAt: number | null,
+  lastErrorMessage: string | null, createdAt: number, finishedAt: number | null, imageCount: number,
 ];
+
+/** How many images a claimed job has (what the claim moves in job_counts). */
+export const claimedImageCount = (values: ClaimedSqlValues): number => values[13];
 
 /** What the claim itself set: the job is running under this lease since `now`. */
 export interface ClaimLease {

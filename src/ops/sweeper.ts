@@ -1,6 +1,7 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { setImmediate } from 'node:timers/promises';
 import cron, { type Logger as CronLogger, type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
@@ -52,6 +53,9 @@ export interface SweeperOptions {
  */
 export const TEMP_GRACE_MS = 15 * 60_000;
 
+/** Temp-store keys looked up in one query: one index probe each, a few milliseconds for the chunk. */
+const KEY_CHUNK = 500;
+
 /** Output folders are named by job id; anything else in the output store is not ours to judge. */
 const JOB_FOLDER = /^[1-9]\d{0,15}$/;
 
@@ -102,7 +106,14 @@ export function createSweeper(options: SweeperOptions) {
 
   async function run(now: number): Promise<SweepReport> {
     const started = performance.now();
-    const jobsPruned = unlessDiskFull(() => repo.pruneTerminal(now - config.completedTtlMs, config.maxCompletedJobs).length, 0, 'prune');
+    // In batches, yielding between them: a sweep after a busy hour must not hold the event loop while it deletes.
+    let jobsPruned = 0;
+    for (;;) {
+      const pruned = unlessDiskFull(() => repo.pruneTerminal(now - config.completedTtlMs, config.maxCompletedJobs).length, 0, 'prune');
+      if (pruned === 0) break;
+      jobsPruned += pruned;
+      await setImmediate();
+    }
     let removalFailures = 0;
 
     let outputFoldersRemoved = 0;
@@ -112,19 +123,25 @@ export function createSweeper(options: SweeperOptions) {
       else removalFailures += 1;
     }
 
-    // List before reading the owners: a job committed in between is then seen as live.
-    const temp = await tempStore.list();
-    const live = repo.liveInputKeys();
+    // List before asking for the owners: a job committed in between is then seen as live. Only keys idle past
+    // the grace period are asked about, KEY_CHUNK at a time, yielding between chunks: however many jobs wait,
+    // no single step holds the event loop for long.
+    const idle = (await tempStore.list()).filter((files) => now - files.mtimeMs >= tempGraceMs);
     let tempFilesRemoved = 0;
     let tempBytesRemoved = 0;
-    for (const files of temp) {
-      if (live.has(files.key) || now - files.mtimeMs < tempGraceMs) continue;
-      if (await tryRemove(() => tempStore.removeFiles(files), `temp files of ${files.key}`)) {
-        tempFilesRemoved += files.names.length;
-        tempBytesRemoved += files.bytes;
-      } else {
-        removalFailures += 1;
+    for (let start = 0; start < idle.length; start += KEY_CHUNK) {
+      const chunk = idle.slice(start, start + KEY_CHUNK);
+      const live = repo.liveKeysAmong(chunk.map((files) => files.key));
+      for (const files of chunk) {
+        if (live.has(files.key)) continue;
+        if (await tryRemove(() => tempStore.removeFiles(files), `temp files of ${files.key}`)) {
+          tempFilesRemoved += files.names.length;
+          tempBytesRemoved += files.bytes;
+        } else {
+          removalFailures += 1;
+        }
       }
+      await setImmediate();
     }
 
     const walCheckpoint = unlessDiskFull(() => repo.checkpoint(), { busy: 1, log: -1, checkpointed: -1 }, 'WAL checkpoint');

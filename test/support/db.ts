@@ -69,6 +69,7 @@ export function jobInState(
     running ? (fields.leaseExpiresAt ?? Number.MAX_SAFE_INTEGER) : null,
     job.id,
   );
+  repo.recountJobs(); // a write behind the repository's back, as a restart would find it
   const updated = repo.getJob(job.id);
   if (!updated) throw new Error('job vanished');
   return updated;
