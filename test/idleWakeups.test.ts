@@ -23,12 +23,18 @@ function mainThreadSleeps(pid: number): number {
   return Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(status)?.[1]);
 }
 
-/** Waits until the start's own work is done: a whole second without a wake-up (or at most 15 s). */
+/**
+ * Waits until the start's own work is done: V8's memory reducer collects
+ * garbage about 8 – 10 s after a start (a dozen sleeps, its helper threads),
+ * then falls silent. Done is past that, and five seconds with at most two
+ * wake-ups.
+ */
 async function settled(pid: number): Promise<void> {
-  for (let tries = 0; tries < 15; tries += 1) {
+  await delay(12_000);
+  for (let tries = 0; tries < 12; tries += 1) {
     const before = mainThreadSleeps(pid);
-    await delay(1_000);
-    if (mainThreadSleeps(pid) - before <= 1) return;
+    await delay(5_000);
+    if (mainThreadSleeps(pid) - before <= 2) return;
   }
 }
 
@@ -59,5 +65,5 @@ describe('an idle service', () => {
     }
     const stats = (await (await fetch(`${service.url}/debug/memory-stats`)).json()) as { node: { event_loop_delay_ms: Record<string, number> } };
     expect(Object.keys(stats.node.event_loop_delay_ms).sort()).toEqual(['max', 'mean', 'p50', 'p90', 'p99']);
-  }, 80_000);
+  }, 110_000);
 });
