@@ -305,9 +305,10 @@ describe.skipIf(disk === null)('on a full disk', () => {
       release = resolve;
     });
     const attemptsSeen: number[] = [];
+    const lines: { msg: string }[] = [];
     const scheduler = createScheduler({
       repo,
-      log: pino({ level: 'silent' }),
+      log: pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as { msg: string }) }),
       maxConcurrentJobs: 2,
       jobTimeoutMs: 30_000,
       retryBaseMs: 10,
@@ -336,13 +337,17 @@ describe.skipIf(disk === null)('on a full disk', () => {
     small.leaveFree(0);
     await delay(700); // heartbeats fail past the lease, the claim of the second job fails
     release(); // the attempt fails; its outcome cannot be written
-    await delay(300);
+    await delay(1_300); // the loop tries the claim again, and fails again
+
     expect(repo.getJob(first.id)?.status).toBe('running');
     expect(repo.getJob(second.id)?.status).toBe('queued');
 
     small.empty();
     await waitFor(() => repo.getJob(first.id)?.status === 'succeeded' && repo.getJob(second.id)?.status === 'succeeded', 10_000, 20);
     expect(repo.getJob(first.id)).toMatchObject({ attempts: 2, lastError: null });
+    // The loop's failing claims are told once, and their end once: not a line a second.
+    const told = (start: string): number => lines.filter((line) => line.msg.startsWith(start)).length;
+    expect([told('scheduler loop error'), told('scheduler loop recovered')]).toEqual([1, 1]);
     // The first attempt's failure was written as it happened, not lost to lease expiry.
     expect(repo.listEvents(first.id).map((event) => event.kind)).toEqual(['started', 'retrying', 'started', 'succeeded']);
   });

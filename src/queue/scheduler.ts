@@ -195,6 +195,8 @@ export function createScheduler(options: SchedulerOptions) {
   }
 
   async function loop(): Promise<void> {
+    /** The code of the error the loop is backing off from, if any: a fault that lasts (a full disk) is logged once, not every second. */
+    let failing: string | null = null;
     while (!stopping) {
       try {
         const free = slots.limit - slots.inUse;
@@ -203,12 +205,16 @@ export function createScheduler(options: SchedulerOptions) {
           continue;
         }
         const claimed = repo.claimDue(owner, now(), leaseMs, free);
+        if (failing !== null) log.info({ code: failing }, 'scheduler loop recovered');
+        failing = null;
         for (const job of claimed) start(job);
         if (claimed.length === free) continue;
         await sleep(repo.nextRunAt());
       } catch (error) {
         // A busy or failing database must not end the loop: log, back off, go on.
-        log.error({ err: error }, 'scheduler loop error');
+        const { code } = classifyError(error);
+        if (code !== failing) log.error({ err: error }, 'scheduler loop error; trying again every second until it clears');
+        failing = code;
         await sleep(now() + 1_000);
       }
     }
