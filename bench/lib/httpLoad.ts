@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { percentile } from './figures.js';
 
 export interface LoadResult {
   readonly requests: number;
@@ -16,8 +17,6 @@ export interface LoadOptions {
   readonly requests: number;
   readonly concurrency: number;
 }
-
-const percentile = (sorted: readonly number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
 
 function post(agent: http.Agent, options: LoadOptions): Promise<number> {
   return new Promise((resolve, reject) => {

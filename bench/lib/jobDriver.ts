@@ -5,12 +5,14 @@ export interface DriveOptions {
   /** The service's base URL. */
   readonly base: string;
   readonly agent: http.Agent;
-  /** One image, sent as the raw body of each submission. */
-  readonly body: Buffer;
+  /** Images sent as the raw bodies of the submissions, in turn: the nth job sends `bodies[n % bodies.length]`. */
+  readonly bodies: readonly Buffer[];
   readonly contentType: string;
   readonly total: number;
   /** Jobs kept outstanding (submitted and not yet ended). */
   readonly inFlight: number;
+  /** Told of each job as it ends, with its milliseconds from submission to the end seen: a run cut short still reports what ended. */
+  readonly onEnd?: (status: string, latencyMs: number) => void;
 }
 
 export interface DriveResult {
@@ -40,9 +42,9 @@ export async function driveJobs(options: DriveOptions): Promise<DriveResult> {
   let submitted = 0;
   let lastEnd = performance.now();
 
-  async function submit(): Promise<number> {
+  async function submit(body: Buffer): Promise<number> {
     for (;;) {
-      const reply = await send(options.agent, 'POST', `${options.base}/jobs`, options.body, { 'content-type': options.contentType });
+      const reply = await send(options.agent, 'POST', `${options.base}/jobs`, body, { 'content-type': options.contentType });
       if (reply.status === 202) return (JSON.parse(reply.text) as { id: number }).id;
       // 503 is backpressure (queue full, disk low): wait as Retry-After asks, briefly.
       if (reply.status !== 503) throw new Error(`POST /jobs answered ${reply.status}: ${reply.text}`);
@@ -67,9 +69,12 @@ export async function driveJobs(options: DriveOptions): Promise<DriveResult> {
   await Promise.all(
     Array.from({ length: options.inFlight }, async () => {
       while (submitted < options.total) {
+        const body = options.bodies[submitted % options.bodies.length] as Buffer;
         submitted += 1;
-        const status = await ended(await submit());
+        const sent = performance.now();
+        const status = await ended(await submit(body));
         statuses[status] = (statuses[status] ?? 0) + 1;
+        options.onEnd?.(status, performance.now() - sent);
       }
     }),
   );

@@ -6,6 +6,7 @@ import sharp from 'sharp';
 import type { Config } from '../../src/config.js';
 import { exitOf } from './childService.js';
 import { compileForNode } from './compile.js';
+import { sharedPhotos } from './photos.js';
 
 /**
  * The sharp baselines of the image benchmarks: bench/plainSharp.ts, a
@@ -14,7 +15,8 @@ import { compileForNode } from './compile.js';
  * asks (sharp's settings, environment, node flags).
  */
 
-const FIXTURE = '../shared/fixtures/photos/flowers.jpeg';
+/** The shared 1920x1080 photo, in the folder `sharedPhotos` finds. */
+const FIXTURE = 'flowers.jpeg';
 
 /**
  * What a plain baseline's process must not inherit from the shell that runs
@@ -25,7 +27,7 @@ const TUNING_VARIABLES = /^(MALLOC_ARENA_MAX|LD_PRELOAD|UV_THREADPOOL_SIZE|NODE_
 
 /** The real-size image: the shared 1920x1080 photo, or one made like it in `scratch` (never copied into the repository). */
 export async function realSizeImage(root: string, scratch: string): Promise<string> {
-  const fixture = path.resolve(root, FIXTURE);
+  const fixture = path.join(sharedPhotos(root), FIXTURE);
   if (fs.existsSync(fixture)) return fixture;
   const file = path.join(scratch, 'generated-1920x1080.jpg');
   const noise = sharp({ create: { width: 1920, height: 1080, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 30 } } });
