@@ -1,6 +1,6 @@
 import type { Context, Middleware } from 'koa';
 import type { Logger } from 'pino';
-import { DISK_FULL, DiskFullError } from '../storage/diskFull.js';
+import { DISK_FULL, DiskFullError, UnconfirmedWriteError } from '../storage/diskFull.js';
 
 /**
  * An error the API answers with: an HTTP status, a stable machine `code`,
@@ -79,7 +79,13 @@ export function problemMiddleware(log: Logger, onDiskFull: (error: DiskFullError
         problem = thrown;
       } else if (thrown instanceof DiskFullError) {
         onDiskFull(thrown);
-        problem = new HttpProblem(503, DISK_FULL, 'The disk is full: nothing was stored or changed. Try again later.', { 'Retry-After': RETRY_AFTER_SECONDS });
+        problem = thrown instanceof UnconfirmedWriteError
+          ? new HttpProblem(
+            503, DISK_FULL,
+            `${thrown.committed}, but the disk is full and could not confirm it durable: it stands unless the machine loses power first.${thrown.location === null ? '' : ' Read its Location rather than sending the request again.'}`,
+            { 'Retry-After': RETRY_AFTER_SECONDS, ...(thrown.location === null ? {} : { Location: thrown.location }) },
+          )
+          : new HttpProblem(503, DISK_FULL, 'The disk is full: nothing was stored or changed. Try again later.', { 'Retry-After': RETRY_AFTER_SECONDS });
       } else {
         const error = (thrown ?? {}) as KoaLikeError;
         const status = typeof error.status === 'number' ? error.status : 500;

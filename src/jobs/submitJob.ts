@@ -10,6 +10,7 @@ import { receiveRawBody } from '../http/submission/rawBody.js';
 import type { ReceivedUpload } from '../http/submission/receivedUpload.js';
 import { ImageRefusedError, probeImage } from '../image/probe.js';
 import type { Scheduler } from '../queue/scheduler.js';
+import { confirmDurable } from '../storage/diskFull.js';
 import { DiskLowError, type DiskReservation, type DiskSpace } from '../storage/diskSpace.js';
 import type { TempStore } from '../storage/tempStore.js';
 import { conversionOptions, jobOptionsSchema } from './options.js';
@@ -191,7 +192,8 @@ export function createSubmitter(deps: SubmitDeps): SubmitJob {
         checkSameRequest(stored, fingerprint);
         await deps.tempStore.removeInputs(key, upload.files.map((file) => file.index)); // the first submission with this key owns its own files
       }
-      await deps.repo.makeDurable(); // a repeat's first job may have been committed a moment ago, its own answer still pending
+      // A repeat's first job may have been committed a moment ago, its own answer still pending.
+      await confirmDurable(deps.repo.makeDurable(), `Job ${stored.job.id} was stored`, `/jobs/${stored.job.id}`);
       return stored;
     } catch (error) {
       // A committed job keeps its files whatever happens after the commit. A file that cannot be

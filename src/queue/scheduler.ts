@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { groupCommit } from '../db/groupCommit.js';
 import type { AttemptRef, Job, JobRepository } from '../db/jobRepository.js';
 import { isTerminal } from '../db/states.js';
+import { confirmDurable } from '../storage/diskFull.js';
 import { logAttemptEnd, type RecordedFailure } from './attemptLog.js';
 import { AttemptTimeoutError, classifyError } from './errors.js';
 import { decideRetry, type RetrySettings } from './retryPolicy.js';
@@ -419,8 +420,9 @@ export function createScheduler(options: SchedulerOptions) {
       const local = result.cancelled ? inFlight.get(jobId) : undefined;
       // Committed: the attempt's guarded writes can no longer undo it, so it stops at once.
       if (local && result.previous?.attempt === local.ref.attempt) abortAttempt(local, new CancelAbort());
-      await repo.makeDurable();
-      // The inputs go only once the cancel survives power loss.
+      if (result.cancelled) await confirmDurable(repo.makeDurable(), `Job ${jobId} was cancelled`);
+      else await repo.makeDurable();
+      // The inputs go only once the cancel survives power loss (the sweeper takes them otherwise).
       if (result.cancelled) await handler.release(result.job);
       return { job: result.job, cancelled: result.cancelled };
     },
