@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Job, JobRepository } from '../src/db/jobRepository.js';
 import { PermanentError, TransientError } from '../src/queue/errors.js';
 import { createScheduler, type AttemptContext, type JobHandler, type Scheduler, type SchedulerOptions } from '../src/queue/scheduler.js';
+import { DiskFullError } from '../src/storage/diskFull.js';
 import { jobInState, newJob, testDb } from './support/db.js';
 import { delay, waitFor } from './support/wait.js';
 
@@ -405,5 +406,33 @@ describe('the scheduler', () => {
     expect(work.released).toContain(job.id);
     expect(await s.cancel(job.id)).toMatchObject({ cancelled: false });
     expect(await s.cancel(12345)).toBeNull();
+  });
+
+  it('writes an attempt\'s end once: a release that meets a full disk after the commit runs nothing of it again', async () => {
+    const { repo } = testDb();
+    let failNextRelease = true;
+    const performed: number[] = [];
+    const first = insert(repo);
+    const second = insert(repo);
+    const third = insert(repo);
+    const work: JobHandler = {
+      perform: async ({ job }) => {
+        performed.push(job.id);
+        // The second runs past the first's retry of its end (a second later), holding the only slot.
+        await delay(job.id === second.id ? 1_500 : 20);
+      },
+      release: async () => {
+        if (!failNextRelease) return;
+        failNextRelease = false;
+        throw new DiskFullError(Object.assign(new Error('no space left on device'), { code: 'ENOSPC' }));
+      },
+    };
+    const { log, lines } = recordingLog();
+    scheduler(repo, work, { maxConcurrentJobs: 1, log }).start();
+    await waitFor(() => [first, second, third].every((job) => repo.getJob(job.id)?.status === 'succeeded'), 10_000, 10);
+    // Each job ran once, in order, and no claim took a job without running it.
+    expect(performed).toEqual([first.id, second.id, third.id]);
+    expect(repo.listEvents(second.id).map((event) => event.kind)).toEqual(['started', 'succeeded']);
+    expect(attemptEnds(lines, first.id).map((end) => end.outcome)).toEqual(['succeeded']);
   });
 });

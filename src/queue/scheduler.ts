@@ -104,6 +104,13 @@ export interface StopResult {
   readonly returned: number;
 }
 
+/** What an attempt's end wrote: its outcome, the failure recorded, and whether the job has ended. */
+interface RecordedOutcome {
+  readonly outcome: AttemptOutcome;
+  readonly failure: RecordedFailure | null;
+  readonly ended: boolean;
+}
+
 /** How often an attempt's outcome that met a full disk is written again. */
 const RECORD_RETRY_MS = 1_000;
 
@@ -270,14 +277,15 @@ export function createScheduler(options: SchedulerOptions) {
       clearTimeout(timer);
     }
     const durationMs = now() - startedAt;
-    for (let tries = 1; ; tries += 1) {
+    let recorded: RecordedOutcome | undefined;
+    for (let tries = 1; recorded === undefined; tries += 1) {
       try {
-        await finish(attempt, ok, thrown, durationMs);
-        return;
+        recorded = await recordOutcome(attempt, ok, thrown);
       } catch (error) {
         // An outcome that could not be written for want of disk is written once there is room: the
         // attempt keeps its slot and, through the heartbeat, its lease, so no one else takes the job
-        // meanwhile. At shutdown it is left to lease expiry, as after a crash.
+        // meanwhile. At shutdown it is left to lease expiry, as after a crash. Only the write is
+        // tried again: once it has committed, nothing of it may run twice.
         if (!classifyError(error).outlastsAttempts || stopping) {
           log.error({ err: error, jobId: job.id }, 'could not record the end of an attempt');
           return;
@@ -286,37 +294,35 @@ export function createScheduler(options: SchedulerOptions) {
         await new Promise((resolve) => setTimeout(resolve, RECORD_RETRY_MS));
       }
     }
-  }
-
-  async function finish(attempt: InFlight, ok: boolean, thrown: unknown, durationMs: number): Promise<void> {
-    const { job, ref } = attempt;
-    const at = now();
-    let ended = false;
-    let outcome: AttemptOutcome = 'superseded';
-    let failure: RecordedFailure | null = null;
-    if (ok) {
-      ended = await completeAttempt(attempt);
-      if (ended) outcome = 'succeeded';
-    } else if (thrown instanceof ShutdownAbort) {
-      if (repo.returnAttempt(ref, at)) outcome = 'returned';
-    } else if (thrown instanceof CancelAbort) {
-      outcome = 'cancelled';
-    } else if (!(thrown instanceof LeaseLostAbort)) {
-      const classified = classifyError(thrown);
-      const { retryAt, message } = decideRetry(classified, job, at, options, options.random);
-      const written = repo.failAttempt(ref, { code: classified.code, message }, retryAt, at);
-      if (written !== null) {
-        outcome = written;
-        failure = { code: classified.code, message, retryAt };
-      }
-      ended = written === 'failed';
-    }
+    const { outcome, failure, ended } = recorded;
     logAttemptEnd(log, { jobId: job.id, attempt: ref.attempt, outcome, durationMs }, failure);
     options.onAttemptEnd?.({ job, attempt: ref.attempt, outcome, errorCode: failure?.code ?? null, durationMs });
-    // Whatever this attempt could or could not write, a job that has ended
-    // (here, by a cancel, or elsewhere) gives its files back.
-    const current = ended ? null : repo.getJob(job.id);
-    if (ended || (current !== null && isTerminal(current.status))) await handler.release(current ?? job);
+    try {
+      // Whatever this attempt could or could not write, a job that has ended
+      // (here, by a cancel, or elsewhere) gives its files back.
+      const current = ended ? null : repo.getJob(job.id);
+      if (ended || (current !== null && isTerminal(current.status))) await handler.release(current ?? job);
+    } catch (error) {
+      log.error({ err: error, jobId: job.id }, 'could not release an ended job\'s files; the sweeper will');
+    }
+  }
+
+  /** Writes how an attempt ended, guarded by its fence; the one step of an attempt's end that may be tried again. */
+  async function recordOutcome(attempt: InFlight, ok: boolean, thrown: unknown): Promise<RecordedOutcome> {
+    const { job, ref } = attempt;
+    const at = now();
+    if (ok) {
+      const ended = await completeAttempt(attempt);
+      return { outcome: ended ? 'succeeded' : 'superseded', failure: null, ended };
+    }
+    if (thrown instanceof ShutdownAbort) return { outcome: repo.returnAttempt(ref, at) ? 'returned' : 'superseded', failure: null, ended: false };
+    if (thrown instanceof CancelAbort) return { outcome: 'cancelled', failure: null, ended: false };
+    if (thrown instanceof LeaseLostAbort) return { outcome: 'superseded', failure: null, ended: false };
+    const classified = classifyError(thrown);
+    const { retryAt, message } = decideRetry(classified, job, at, options, options.random);
+    const written = repo.failAttempt(ref, { code: classified.code, message }, retryAt, at);
+    if (written === null) return { outcome: 'superseded', failure: null, ended: false };
+    return { outcome: written, failure: { code: classified.code, message, retryAt }, ended: written === 'failed' };
   }
 
   /**
