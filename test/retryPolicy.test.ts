@@ -40,7 +40,10 @@ describe('decideRetry', () => {
   it('retries a full disk past the last attempt, its delay still growing to the maximum', () => {
     const full = classifyError(new DiskFullError(Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })));
     expect(full).toMatchObject({ code: 'disk_full', permanent: false, outlastsAttempts: true });
-    expect(decideRetry(full, { attempts: 3, maxAttempts: 3 }, 1_000, settings, () => 0)).toMatchObject({ retryAt: 21_000 });
+    expect(decideRetry(full, { attempts: 3, maxAttempts: 3 }, 1_000, settings, () => 0)).toEqual({
+      retryAt: 21_000,
+      message: `${full.message}; attempt 3, retrying in 20 s: this fault does not use up the job's 3 attempts`,
+    });
     expect(decideRetry(full, { attempts: 12, maxAttempts: 3 }, 1_000, settings, () => 0)).toMatchObject({ retryAt: 301_000 });
   });
 

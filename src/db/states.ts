@@ -54,9 +54,6 @@ export function publicStatus(status: StoredStatus): JobStatus {
 /** States a job never leaves except by being pruned. */
 export const terminalStatuses = [JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled] as const;
 
-/** Row states whose jobs still own their input files: what MAX_QUEUED_JOBS bounds. */
-export const liveStatuses = [StoredStatus.scheduled, StoredStatus.queued, StoredStatus.running] as const;
-
 export function isTerminal(status: JobStatus): boolean {
   return (terminalStatuses as readonly JobStatus[]).includes(status);
 }

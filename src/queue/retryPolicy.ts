@@ -46,5 +46,8 @@ export function decideRetry(
   if (attempt.attempts >= attempt.maxAttempts && !failure.outlastsAttempts) return { retryAt: null, message: `${failure.message}; ${of}, none left` };
   const delayMs = backoffMs(attempt.attempts, settings, random);
   const wait = delayMs < 1_000 ? `${delayMs} ms` : `${Math.round(delayMs / 1_000)} s`;
+  if (failure.outlastsAttempts) {
+    return { retryAt: now + delayMs, message: `${failure.message}; attempt ${attempt.attempts}, retrying in ${wait}: this fault does not use up the job's ${attempt.maxAttempts} attempts` };
+  }
   return { retryAt: now + delayMs, message: `${failure.message}; ${of}, retrying in ${wait}` };
 }
