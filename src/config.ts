@@ -68,13 +68,13 @@ export class UnusableSettingError extends SettingError {
 }
 
 /** Every variable the service reads: `raw` takes no other name, so the list cannot fall behind. */
-const SETTING_NAMES = [
+const settingNames = [
   'HOST', 'PORT', 'DATA_DIR', 'MAX_CONCURRENT_JOBS', 'IMAGE_BATCH_SIZE', 'JOB_TIMEOUT_MS', 'MAX_ATTEMPTS',
   'RETRY_BASE_MS', 'RETRY_MAX_MS', 'WEBP_QUALITY', 'WEBP_EFFORT', 'CONVERT_CONCURRENCY', 'MAX_COMPLETED_JOBS',
   'COMPLETED_TTL_MS', 'SWEEP_CRON', 'MAX_UPLOAD_BYTES', 'MAX_IMAGES_PER_JOB', 'MAX_INPUT_PIXELS', 'MAX_QUEUED_JOBS',
   'MIN_FREE_DISK_BYTES', 'API_TOKEN', 'SHUTDOWN_GRACE_MS', 'SQLITE_SYNCHRONOUS', 'UPLOAD_ALLOWED_HOSTS', 'LOG_LEVEL',
 ] as const;
-type SettingName = (typeof SETTING_NAMES)[number];
+type SettingName = (typeof settingNames)[number];
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -181,7 +181,7 @@ export interface MisspelledSetting {
 export function misspelledSettings(env: Env = process.env): MisspelledSetting[] {
   const found: MisspelledSetting[] = [];
   for (const name of Object.keys(env)) {
-    const meant = SETTING_NAMES.find((known) => oneEditApart(name, known));
+    const meant = settingNames.find((known) => oneEditApart(name, known));
     if (meant !== undefined) found.push({ name, meant });
   }
   return found;
