@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { JobStatus } from '../src/db/states.js';
+import type { JobStatus } from '../src/jobs/states.js';
 import { createJobWatch } from '../src/jobs/jobWatch.js';
 import { createMetrics } from '../src/ops/metrics.js';
 import { createRuntimeMonitor } from '../src/ops/runtimeMonitor.js';

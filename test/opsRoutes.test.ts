@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import type { JobStatus } from '../src/db/states.js';
+import type { JobStatus } from '../src/jobs/states.js';
 import { TEMP_GRACE_MS } from '../src/ops/sweeper.js';
 import { jobInState } from './support/db.js';
 import { startService, type RunningService } from './support/service.js';

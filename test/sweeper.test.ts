@@ -3,7 +3,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { PRUNE_BATCH } from '../src/db/jobRepository.js';
-import type { JobStatus } from '../src/db/states.js';
+import type { JobStatus } from '../src/jobs/states.js';
 import { createSweeper, TEMP_GRACE_MS, type SweepReport } from '../src/ops/sweeper.js';
 import { createTempStore } from '../src/storage/tempStore.js';
 import { jobInState, newJob, testDb } from './support/db.js';

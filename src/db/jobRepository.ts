@@ -5,11 +5,11 @@ import { surfaceDiskFull } from './surfaceDiskFull.js';
 import {
   claimedColumns, claimedImageCount, toClaimedJob, toEvent, toImage, toJob, type ClaimedSqlValues, type ClaimLease, type EventSqlRow, type ImageSqlRow, type JobSqlRow,
 } from './jobRows.js';
-import type { AttemptRef, CancelResult, CompleteAndClaimResult, DeliveredImage, FailOutcome, Job, JobError, JobEvent, JobImage, ListQuery, NewJob, StoredJob } from './jobTypes.js';
+import type { AttemptRef, CancelResult, CompleteAndClaimResult, DeliveredImage, FailOutcome, Job, JobError, JobEvent, JobImage, ListQuery, NewJob, StoredJob } from '../jobs/types.js';
 import { CountDelta } from './countDelta.js';
-import { EventKind, JobStatus, jobStatuses, StoredStatus } from './states.js';
+import { EventKind, JobStatus, jobStatuses, StoredStatus } from '../jobs/states.js';
 
-export type * from './jobTypes.js';
+export type * from '../jobs/types.js';
 
 /**
  * All SQL of jobs lives here, behind named verbs. Statements are prepared

@@ -1,5 +1,5 @@
 import type { Job, JobImage } from '../db/jobRepository.js';
-import { ImageStatus, JobStatus } from '../db/states.js';
+import { ImageStatus, JobStatus } from '../jobs/states.js';
 import { templateWithoutQuery } from '../destination/httpUpload.js';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { JobRepository } from '../db/jobRepository.js';
-import { jobStatuses } from '../db/states.js';
+import { jobStatuses } from '../jobs/states.js';
 import type { JobWatch } from '../jobs/jobWatch.js';
 import type { AttemptEnd } from '../queue/scheduler.js';
 import type { TempFiles, TempStore } from '../storage/tempStore.js';

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { AttemptRef, Job, JobImage, JobRepository } from '../db/jobRepository.js';
-import { ImageStatus } from '../db/states.js';
+import { ImageStatus } from '../jobs/states.js';
 import { createDestinations } from '../destination/index.js';
 import { createConverter } from '../image/convert.js';
 import { outputFormatInfo } from '../image/outputFormat.js';

@@ -3,7 +3,7 @@ import os from 'node:os';
 import type { Logger } from 'pino';
 import { groupCommit } from '../db/groupCommit.js';
 import type { AttemptRef, Job, JobRepository } from '../db/jobRepository.js';
-import { isTerminal } from '../db/states.js';
+import { isTerminal } from '../jobs/states.js';
 import { confirmDurable } from '../storage/diskFull.js';
 import { logAttemptEnd, type RecordedFailure } from './attemptLog.js';
 import { AttemptTimeoutError, classifyError } from './errors.js';

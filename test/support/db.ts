@@ -5,7 +5,7 @@ import type Database from 'better-sqlite3';
 import { onTestFinished } from 'vitest';
 import { createJobRepository, type Job, type JobRepository, type NewJob } from '../../src/db/jobRepository.js';
 import { openDatabase } from '../../src/db/open.js';
-import type { JobStatus } from '../../src/db/states.js';
+import type { JobStatus } from '../../src/jobs/states.js';
 
 /** A fresh folder under the system temp dir, removed when the test finishes. */
 export function tempDir(prefix = 'image-jobs-'): string {

@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import { jobStatuses } from '../../db/states.js';
+import { jobStatuses } from '../../jobs/states.js';
 import { fits, outputFormats } from '../../jobs/options.js';
 import { MAX_WAIT_SECONDS } from '../prefer.js';
 import { componentSchemas } from './openapiSchemas.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { jobStatuses } from '../../db/states.js';
+import { jobStatuses } from '../../jobs/states.js';
 import { shownImageStatuses } from '../jobView.js';
 import { jobOptionsSchema } from '../../jobs/options.js';
 
