@@ -36,8 +36,9 @@ import Database from 'better-sqlite3';
 import { better, defineQueue, defineWorker, JobStatus as PlainjobStatus, type Logger as PlainjobLogger } from 'plainjob';
 import { pino } from 'pino';
 import { loadConfig } from '../src/config.js';
-import { createJobRepository, type NewJob } from '../src/db/jobRepository.js';
-import { openDatabase } from '../src/db/open.js';
+import { openDatabase } from '../src/db/sqlite/open.js';
+import { createSqliteStore } from '../src/db/sqlite/store.js';
+import type { NewJob } from '../src/jobs/types.js';
 import { createScheduler } from '../src/queue/scheduler.js';
 import { largeQueueBench } from './lib/largeQueue.js';
 
@@ -127,20 +128,19 @@ function oursSide(synchronous: 'NORMAL' | 'FULL'): Side {
     name: 'ours',
     synchronous,
     async run(file, jobs) {
-      const db = openDatabase(file, { synchronous });
+      const store = createSqliteStore(openDatabase(file, { synchronous }));
       try {
-        const repo = createJobRepository(db);
         const enqueueStart = performance.now();
         for (let i = 0; i < jobs; i += 1) {
           const now = Date.now();
-          repo.insertJob({ ...newJob, runAt: now }, now);
-          await repo.makeDurable(); // a submission's answer waits for this: an fsync of the WAL at FULL
+          await store.insertJobs([{ ...newJob, runAt: now }], now);
+          await store.makeDurable(); // a submission's answer waits for this: an fsync of the WAL at FULL
         }
         const enqueuePerSec = perSec(jobs, enqueueStart);
 
         const ended = countdown(jobs);
         const scheduler = createScheduler({
-          repo,
+          store,
           handler: { perform: async () => {}, release: async () => ended.tick() },
           log: pino({ level: 'silent' }),
           maxConcurrentJobs: defaults.maxConcurrentJobs,
@@ -149,15 +149,15 @@ function oursSide(synchronous: 'NORMAL' | 'FULL'): Side {
           retryMaxMs: defaults.retryMaxMs,
         });
         const processStart = performance.now();
-        scheduler.start();
+        await scheduler.start();
         await ended.done;
         const processedPerSec = perSec(jobs, processStart);
         await scheduler.stop(1_000);
 
-        expectAllDone(`ours ${synchronous}`, repo.countByStatus().succeeded, jobs);
+        expectAllDone(`ours ${synchronous}`, (await store.countByStatus()).succeeded, jobs);
         return { enqueuePerSec, processedPerSec };
       } finally {
-        db.close();
+        await store.close();
       }
     },
   };

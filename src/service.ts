@@ -1,15 +1,15 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { UnusableSettingError, type Config } from './config.js';
-import { createJobRepository, type JobRepository } from './db/jobRepository.js';
-import { openDatabase } from './db/open.js';
+import { openDatabase } from './db/sqlite/open.js';
+import { createSqliteStore } from './db/sqlite/store.js';
 import { createApp } from './http/app.js';
-import { createJobWatch } from './jobs/jobWatch.js';
+import { createJobs, type Jobs } from './jobs/jobs.js';
+import type { JobStore } from './jobs/store.js';
 import { createOperations, type Operations } from './ops/operations.js';
 import { createImagePipeline } from './pipeline/imagePipeline.js';
-import { createScheduler, type AttemptEnd, type JobHandler, type Scheduler } from './queue/scheduler.js';
+import type { AttemptEnd, JobHandler } from './queue/scheduler.js';
 import { Semaphore } from './queue/semaphore.js';
 import { DISK_FULL } from './storage/diskFull.js';
 import { createDiskSpace } from './storage/diskSpace.js';
@@ -23,9 +23,7 @@ const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 const LIBVIPS_DRAIN_MS = 5_000;
 
 export interface Service {
-  readonly db: Database.Database;
-  readonly repo: JobRepository;
-  readonly scheduler: Scheduler;
+  readonly jobs: Jobs;
   readonly ops: Operations;
   readonly server: http.Server;
   /** Listens, then starts the scheduler; resolves to the bound port. */
@@ -44,39 +42,39 @@ export interface Service {
  * Nothing runs until `start`.
  */
 export function createService(config: Config, log: Logger): Service {
-  const { db, tempStore } = openDataDir(config);
-  const repo = createJobRepository(db);
+  const { store, tempStore } = openDataDir(config);
   const disk = createDiskSpace(config.dataDir, config.minFreeDiskBytes, log);
   const conversions = new Semaphore(config.convertConcurrency);
-  const handler = createImagePipeline({ config, repo, tempStore, log, conversions });
-  const jobWatch = createJobWatch();
-  const ops = createOperations({ config, log, repo, tempStore, jobWatch });
+  const handler = createImagePipeline({ config, tempStore, log, conversions });
   const onAttemptEnd = (end: AttemptEnd): void => {
     if (end.errorCode === DISK_FULL) disk.noticeFull({ jobId: end.job.id, attempt: end.attempt });
-    ops.metrics.recordAttemptEnd(end);
-    jobWatch.changed(end.job.id);
+    void ops.metrics.recordAttemptEnd(end);
   };
   // Attempts are work the event-loop delay is measured during.
-  const monitored: JobHandler = { perform: (context) => ops.runtime.during(() => handler.perform(context)), release: (job) => handler.release(job) };
-  const scheduler = createScheduler({ ...config, repo, handler: monitored, log, onAttemptEnd });
-  const lifecycle = { shuttingDown: false };
-  const app = createApp({ config, log, repo, scheduler, tempStore, disk, lifecycle, ops, jobWatch });
+  const monitored: JobHandler = { perform: (context) => ops.runtime.during(() => handler.perform(context)), release: (job, images) => handler.release(job, images) };
+  const jobs = createJobs({ ...config, config, store, handler: monitored, log, onAttemptEnd, tempStore, disk });
+  const ops = createOperations({ config, log, store, tempStore, jobWatch: jobs.watch, instanceId: jobs.scheduler.owner });
+  const app = createApp({ config, log, jobs, tempStore, disk, ops });
 
   const server = http.createServer(app.callback());
+  /** Requests whose answer is not yet written: at shutdown, those answered last (held `Prefer: wait` requests) get to finish. */
+  let answering = 0;
+  server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    answering += 1;
+    res.once('close', () => (answering -= 1));
+  });
   server.headersTimeout = HEADERS_TIMEOUT_MS;
   server.requestTimeout = REQUEST_TIMEOUT_MS;
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
 
   return {
-    db,
-    repo,
-    scheduler,
+    jobs,
     ops,
     server,
 
     async start(): Promise<number> {
       // Before any answer: the counts every submission and route read must include rows changed by hand while stopped.
-      repo.recountJobs();
+      await store.recountJobs();
       await new Promise<void>((resolve, reject) => {
         const onError = (error: NodeJS.ErrnoException): void => reject(listenError(error, config));
         server.once('error', onError);
@@ -85,27 +83,26 @@ export function createService(config: Config, log: Logger): Service {
           resolve();
         });
       });
-      scheduler.start();
+      await jobs.scheduler.start();
       ops.start();
       const { port } = server.address() as AddressInfo;
-      log.info({ host: config.host, port, dataDir: config.dataDir }, 'listening');
+      log.info({ host: config.host, port, dataDir: config.dataDir, backend: store.backend, instanceId: jobs.scheduler.owner }, 'listening');
       return port;
     },
 
     async stop(): Promise<boolean> {
       const deadline = Date.now() + config.shutdownGraceMs;
-      lifecycle.shuttingDown = true;
-      // Requests held by Prefer: wait answer now, with their job as it is.
-      jobWatch.wakeAll();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      // Refuses new work and answers requests held by Prefer: wait at once, then lets attempts finish.
+      const stopped = jobs.stop(config.shutdownGraceMs);
       await ops.stop();
-      const result = await scheduler.stop(config.shutdownGraceMs);
-      log.info(result, 'scheduler stopped');
+      log.info(await stopped, 'scheduler stopped');
+      // Held requests were told to answer when the stop began; their answers are written before the connections go.
+      while (answering > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
       server.closeAllConnections();
       await closed;
-      await Promise.all([repo.close(), tempStore.close()]);
-      db.close();
+      await Promise.all([store.close(), tempStore.close()]);
       // An abandoned conversion keeps its slot until libvips is done with it.
       const drainUntil = deadline + LIBVIPS_DRAIN_MS;
       while (conversions.inUse > 0 && Date.now() < drainUntil) await new Promise((resolve) => setTimeout(resolve, 50));
@@ -114,14 +111,19 @@ export function createService(config: Config, log: Logger): Service {
   };
 }
 
-/** The database and the temp store; whatever stops them is DATA_DIR's problem, reported as such. */
-function openDataDir(config: Config): { db: Database.Database; tempStore: TempStore } {
-  let db: Database.Database | undefined;
+/** The job store and the temp store; whatever stops them is DATA_DIR's problem, reported as such. */
+function openDataDir(config: Config): { store: JobStore; tempStore: TempStore } {
+  const db = (() => {
+    try {
+      return openDatabase(config.dbPath, { synchronous: config.sqliteSynchronous });
+    } catch (error) {
+      throw new UnusableSettingError('DATA_DIR', config.dataDir, error);
+    }
+  })();
   try {
-    db = openDatabase(config.dbPath, { synchronous: config.sqliteSynchronous });
-    return { db, tempStore: createTempStore(config.tmpDir) };
+    return { store: createSqliteStore(db), tempStore: createTempStore(config.tmpDir) };
   } catch (error) {
-    db?.close();
+    db.close();
     throw new UnusableSettingError('DATA_DIR', config.dataDir, error);
   }
 }

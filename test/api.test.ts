@@ -51,8 +51,8 @@ function expectProblem(answer: Answer, status: number, code: string): void {
 }
 
 /** The refused submission left nothing: no job row, no temp file. */
-function expectNothingLeft(s: RunningService): void {
-  expect(s.service.repo.listJobs({ limit: 10 })).toEqual([]);
+async function expectNothingLeft(s: RunningService): Promise<void> {
+  expect(await s.store.listJobs({ limit: 10 })).toEqual([]);
   expect(s.tempFiles()).toEqual([]);
 }
 
@@ -102,7 +102,7 @@ describe('POST /jobs with a raw image body', () => {
     for (const quality of ['50.5', '7e1', ' 70', '0x46', '']) {
       expectProblem(await raw(s, await jpeg(), `?quality=${encodeURIComponent(quality)}`), 400, 'invalid_options');
     }
-    expect(s.service.repo.listJobs({ limit: 10 })).toHaveLength(1);
+    expect((await s.store.listJobs({ limit: 10 }))).toHaveLength(1);
   });
 
   it('sniffs the format from the bytes, not the declared content type', async () => {
@@ -189,7 +189,7 @@ describe('POST /jobs with multipart/form-data', () => {
   ])('refuses %s with 400 and leaves nothing behind', async (_what, options, code) => {
     const s = await startService();
     expectProblem(await multipart(s, [{ bytes: await jpeg(), name: 'a.jpg' }], options), 400, code);
-    expectNothingLeft(s);
+    await expectNothingLeft(s);
   });
 
   it('refuses a body without images, and files in another field', async () => {
@@ -200,7 +200,7 @@ describe('POST /jobs with multipart/form-data', () => {
     const wrongField = new FormData();
     wrongField.append('file', new Blob([await jpeg()]), 'a.jpg');
     expectProblem(await call(`${s.url}/jobs`, { method: 'POST', body: wrongField }), 400, 'unexpected_field');
-    expectNothingLeft(s);
+    await expectNothingLeft(s);
   });
 
   it('says so when the options come as a file part instead of a form field', async () => {
@@ -211,7 +211,7 @@ describe('POST /jobs with multipart/form-data', () => {
     const answer = await call(`${s.url}/jobs`, { method: 'POST', body: form });
     expectProblem(answer, 400, 'invalid_options');
     expect(answer.body.detail).toMatch(/^The options field came as a file: send it as a plain form field holding JSON/);
-    expectNothingLeft(s);
+    await expectNothingLeft(s);
   });
 
   it('refuses more than MAX_IMAGES_PER_JOB images with 413', async () => {
@@ -220,7 +220,7 @@ describe('POST /jobs with multipart/form-data', () => {
     const files = [1, 2, 3].map((i) => ({ bytes, name: `${i}.jpg` }));
     expectProblem(await multipart(s, files), 413, 'too_many_images');
     await delay(50);
-    expectNothingLeft(s);
+    await expectNothingLeft(s);
   });
 
   it('refuses the whole job when one image is refused', async () => {
@@ -228,7 +228,7 @@ describe('POST /jobs with multipart/form-data', () => {
     const answer = await multipart(s, [{ bytes: await jpeg(), name: 'ok.jpg' }, { bytes: Buffer.from('not an image at all'), name: 'bad.jpg' }]);
     expectProblem(answer, 415, 'unsupported_media_type');
     expect(String(answer.body.detail)).toMatch(/^Image 1: /);
-    expectNothingLeft(s);
+    await expectNothingLeft(s);
   });
 });
 
@@ -280,7 +280,7 @@ describe('HTTP destinations as the API shows them', () => {
     expectProblem(answer, 400, 'invalid_destination');
     expect(answer.body.detail).toMatch(new RegExp(`^destination ${template.replace(/[{}.?]/g, '\\$&')}: `));
     expect(answer.body.detail).not.toContain('secret');
-    expectNothingLeft(s);
+    await expectNothingLeft(s);
   });
 });
 
@@ -298,7 +298,7 @@ describe('refusals', () => {
     expectProblem(chunked, 413, 'image_too_large_bytes');
     expectProblem(await multipart(s, [{ bytes: big, name: 'big.jpg' }]), 413, 'image_too_large_bytes');
     await delay(50);
-    expectNothingLeft(s);
+    await expectNothingLeft(s);
   });
 
   it.each([
@@ -310,14 +310,14 @@ describe('refusals', () => {
   ])('refuses %s', async (_what, bytes, status, code) => {
     const s = await startService();
     expectProblem(await raw(s, bytes), status, code);
-    expectNothingLeft(s);
+    await expectNothingLeft(s);
   });
 
   it('refuses an empty body and a content type that is no image', async () => {
     const s = await startService();
     expectProblem(await raw(s, Buffer.alloc(0)), 400, 'empty_body');
     expectProblem(await call(`${s.url}/jobs`, { method: 'POST', body: 'x', headers: { 'content-type': 'text/plain' } }), 415, 'unsupported_media_type');
-    expectNothingLeft(s);
+    await expectNothingLeft(s);
   });
 
   it('answers 503 with Retry-After when the queue is full, and stores nothing', async () => {
@@ -327,7 +327,7 @@ describe('refusals', () => {
     const second = await raw(s, await jpeg());
     expectProblem(second, 503, 'queue_full');
     expect(second.headers.get('retry-after')).toBe('30');
-    expect(s.service.repo.listJobs({ limit: 10 })).toHaveLength(1);
+    expect((await s.store.listJobs({ limit: 10 }))).toHaveLength(1);
     expect(s.tempFiles()).toHaveLength(1); // the first job's one input
   });
 
@@ -337,7 +337,7 @@ describe('refusals', () => {
     expectProblem(answer, 503, 'disk_low');
     expect(answer.headers.get('retry-after')).toBe('30');
     expect((await call(`${s.url}/ready`)).status).toBe(503);
-    expectNothingLeft(s);
+    await expectNothingLeft(s);
   });
 
   it.each(['raw', 'multipart'] as const)('leaves no row, no temp file and no open file when the client disconnects mid-upload (%s)', async (form) => {
@@ -360,7 +360,7 @@ describe('refusals', () => {
       }, 100));
     });
     await waitFor(() => s.tempFiles().length === 0, 5_000);
-    expectNothingLeft(s);
+    await expectNothingLeft(s);
     // The writer of the cut-off file closed it: no descriptor is left on a deleted file.
     await waitFor(() => openFilesUnder(`${s.config.tmpDir}${path.sep}`).length === 0, 5_000);
   });
@@ -375,7 +375,7 @@ describe('Idempotency-Key', () => {
     expect(first.status).toBe(202);
     expect(again.status).toBe(200);
     expect(again.body.id).toBe(first.body.id);
-    expect(s.service.repo.listJobs({ limit: 10 })).toHaveLength(1);
+    expect((await s.store.listJobs({ limit: 10 }))).toHaveLength(1);
     expect(s.tempFiles()).toHaveLength(1);
   });
 
@@ -392,7 +392,7 @@ describe('Idempotency-Key', () => {
     expectProblem(await raw(s, await jpeg(65, 48), '?delayMs=60000&quality=70', key), 422, 'idempotency_key_reused');
     // The same request, its options in another order, is still a repeat.
     expect((await raw(s, bytes, '?quality=70&delayMs=60000', key)).status).toBe(200);
-    expect(s.service.repo.listJobs({ limit: 10 })).toHaveLength(1);
+    expect((await s.store.listJobs({ limit: 10 }))).toHaveLength(1);
     expect(s.tempFiles()).toHaveLength(1);
   });
 
@@ -407,7 +407,7 @@ describe('Idempotency-Key', () => {
     expect(renamed.body.id).toBe(first.body.id);
     expectProblem(await multipart(s, [{ bytes: b, name: 'a.jpg' }, { bytes: a, name: 'b.png' }], { delayMs: 60_000, priority: 2 }, key), 422, 'idempotency_key_reused');
     expectProblem(await multipart(s, [{ bytes: a, name: 'a.jpg' }], { delayMs: 60_000, priority: 2 }, key), 422, 'idempotency_key_reused');
-    expect(s.service.repo.listJobs({ limit: 10 })).toHaveLength(1);
+    expect((await s.store.listJobs({ limit: 10 }))).toHaveLength(1);
     expect(s.tempFiles()).toHaveLength(2);
   });
 });
@@ -426,7 +426,7 @@ describe('auth', () => {
     expectProblem(await call(`${s.url}/jobs`, { headers: { authorization: `Bearer ${token}x` } }), 401, 'unauthorized');
     expectProblem(await raw(s, await jpeg(), '', { authorization: 'Bearer wrong' }), 401, 'unauthorized');
     expect((await call(`${s.url}/jobs`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
-    expectNothingLeft(s);
+    await expectNothingLeft(s);
   });
 });
 
@@ -510,7 +510,7 @@ describe('job routes', () => {
 /** The value of the `image_jobs_waiting_requests` gauge in a /metrics scrape. */
 async function waitingRequests(s: RunningService): Promise<number> {
   const text = await (await fetch(`${s.url}/metrics`)).text();
-  return Number(/^image_jobs_waiting_requests (\d+)$/m.exec(text)?.[1]);
+  return Number(/^image_jobs_waiting_requests\{instance_id="[^"]+"\} (\d+)$/m.exec(text)?.[1]);
 }
 
 describe('GET /jobs/{id} with Prefer: wait', () => {
@@ -581,8 +581,8 @@ describe('large uploads', () => {
     const noisePng = (width: number, height: number) =>
       sharp({ create: { width, height, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128, sigma: 60 } } }).png().toBuffer();
     const images = [await noisePng(1_100, 900), await noisePng(700, 500), await noisePng(1_300, 1_000)];
-    const stored = (id: unknown, index: number): Buffer => {
-      const job = s.service.repo.getJob(Number(id));
+    const stored = async (id: unknown, index: number): Promise<Buffer> => {
+      const job = await s.store.getJob(Number(id));
       return fs.readFileSync(path.join(s.config.tmpDir, `${job?.inputKey ?? ''}.${index}`));
     };
     // One buffer, so the socket's chunks hold the ends of one file and the starts of the next.
@@ -593,9 +593,9 @@ describe('large uploads', () => {
     const body = Buffer.from(await encoded.arrayBuffer());
     const many = await call(`${s.url}/jobs`, { method: 'POST', body, headers: { 'content-type': encoded.headers.get('content-type') ?? '' } });
     expect(many.status).toBe(202);
-    images.forEach((bytes, index) => expect(stored(many.body.id, index).equals(bytes), `multipart image ${index}`).toBe(true));
+    for (const [index, bytes] of images.entries()) expect((await stored(many.body.id, index)).equals(bytes), `multipart image ${index}`).toBe(true);
     const one = await raw(s, images[2] ?? Buffer.alloc(0), '?delayMs=3600000', { 'content-type': 'image/png' });
     expect(one.status).toBe(202);
-    expect(stored(one.body.id, 0).equals(images[2] ?? Buffer.alloc(0))).toBe(true);
+    expect((await stored(one.body.id, 0)).equals(images[2] ?? Buffer.alloc(0))).toBe(true);
   });
 });

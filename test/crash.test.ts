@@ -229,7 +229,7 @@ describe('graceful shutdown', () => {
     const submitted = await submitRaw(service.url, (await noiseJpeg(64, 48)).bytes, '?delayMs=3600000');
     expect(submitted.status).toBe(202);
     const waiting = call(`${service.url}/jobs/${String(submitted.body.id)}`, { headers: { prefer: 'wait=60' } });
-    await waitFor(async () => /^image_jobs_waiting_requests 1$/m.test(await (await fetch(`${service.url}/metrics`)).text()) || null);
+    await waitFor(async () => /^image_jobs_waiting_requests\{instance_id="[^"]+"\} 1$/m.test(await (await fetch(`${service.url}/metrics`)).text()) || null);
 
     const exit = await service.kill('SIGTERM');
     expect(exit, service.logTail()).toEqual({ code: 0, signal: null });
@@ -246,7 +246,7 @@ describe('graceful shutdown', () => {
     const submitted = await submitRaw(first.url, (await noiseJpeg(64, 48)).bytes, '?delayMs=3600000');
     expect(submitted.status).toBe(202);
     const waiting = call(`${second.url}/jobs/${String(submitted.body.id)}`, { headers: { prefer: 'wait=60' } });
-    await waitFor(async () => /^image_jobs_waiting_requests 1$/m.test(await (await fetch(`${second.url}/metrics`)).text()) || null);
+    await waitFor(async () => /^image_jobs_waiting_requests\{instance_id="[^"]+"\} 1$/m.test(await (await fetch(`${second.url}/metrics`)).text()) || null);
 
     // The cancel is seen by the first process only: the second reads the job again on its own.
     expect((await call(`${first.url}/jobs/${String(submitted.body.id)}/cancel`, { method: 'POST' })).status).toBe(200);

@@ -19,7 +19,8 @@ const HOUR = 3_600_000;
 describe.skipIf(!fs.existsSync(CHROMIUM))('dashboard in Chromium', () => {
   it('shows the counts by status, the recent jobs with their errors, and the memory chart', async () => {
     const s = await startService();
-    const { db, repo, ops } = s.service;
+    const { db, store } = s;
+    const { ops } = s.service;
 
     // Real jobs through the API while the sampler records memory and queue depth.
     const png = await sharp({ create: { width: 1600, height: 1200, channels: 3, background: { r: 30, g: 120, b: 200 } } }).png().toBuffer();
@@ -28,16 +29,16 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('dashboard in Chromium', () => {
         const answer = await fetch(`${s.url}/jobs`, { method: 'POST', body: png, headers: { 'content-type': 'image/png' } });
         expect(answer.status).toBe(202);
       }
-      ops.sampler.sample();
+      await ops.sampler.sample();
       await delay(250);
     }
-    await waitFor(() => repo.countByStatus().succeeded === 6, 20_000);
-    ops.sampler.sample();
+    await waitFor(async () => (await store.countByStatus()).succeeded === 6, 20_000);
+    await ops.sampler.sample();
     // And jobs in the other states, as other processes or earlier runs would have left them.
-    const failed = jobInState(db, repo, 'failed', { finishedAt: Date.now() });
+    const failed = await jobInState(db, store, 'failed', { finishedAt: Date.now() });
     db.prepare(`UPDATE jobs SET last_error_code = 'destination_rejected', last_error_message = 'PUT answered 403 Forbidden' WHERE id = ?`).run(failed.id);
-    jobInState(db, repo, 'cancelled', { finishedAt: Date.now() });
-    jobInState(db, repo, 'queued', { job: { runAt: Date.now() + HOUR } });
+    await jobInState(db, store, 'cancelled', { finishedAt: Date.now() });
+    await jobInState(db, store, 'queued', { job: { runAt: Date.now() + HOUR } });
     // The factory stamps its rows at the epoch; a minute ago reads better on the page.
     db.prepare('UPDATE jobs SET created_at = ? WHERE created_at = 0').run(Date.now() - 60_000);
 
@@ -60,7 +61,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('dashboard in Chromium', () => {
       await page.goto(`${s.url}/`);
       await page.waitForSelector('body[data-loaded="true"]', { timeout: 10_000 });
 
-      const counts = repo.countByStatus();
+      const counts = await store.countByStatus();
       expect(counts).toEqual({ queued: 1, running: 0, succeeded: 6, failed: 1, cancelled: 1 });
       for (const [status, n] of Object.entries(counts)) {
         expect(await page.textContent(`[data-count="${status}"]`), status).toBe(String(n));

@@ -3,14 +3,14 @@ import http from 'node:http';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, afterEach, describe, expect, it, onTestFinished } from 'vitest';
-import { createJobRepository } from '../src/db/jobRepository.js';
-import { openDatabase } from '../src/db/open.js';
+import { openDatabase } from '../src/db/sqlite/open.js';
+import { createSqliteStore } from '../src/db/sqlite/store.js';
 import { TEMP_GRACE_MS } from '../src/ops/sweeper.js';
 import { TransientError } from '../src/queue/errors.js';
 import { createScheduler } from '../src/queue/scheduler.js';
 import { DiskFullError, diskFullOr } from '../src/storage/diskFull.js';
 import { createDiskSpace, DiskLowError } from '../src/storage/diskSpace.js';
-import { newJob } from './support/db.js';
+import { insertJob, newJob } from './support/db.js';
 import { call, expectProblem, jobEnded, submitRaw, type Answer } from './support/http.js';
 import { gradientJpeg, noiseJpeg } from './support/images.js';
 import { startService, type RunningService } from './support/service.js';
@@ -120,21 +120,21 @@ describe.skipIf(disk === null)('on a full disk', () => {
     const second = await submitRaw(url, image, `?delayMs=${HOUR_MS}`);
     expect([first.status, second.status]).toEqual([202, 202]);
     const [firstId, secondId] = [Number(first.body.id), Number(second.body.id)];
-    const runAt = service.service.repo.getJob(firstId)?.runAt;
+    const runAt = (await service.store.getJob(firstId))?.runAt;
 
     small.leaveFree(0);
     expectUnavailable(await call(`${url}/jobs/${firstId}/retry`, { method: 'POST' }), 'disk_full');
     expectUnavailable(await call(`${url}/jobs/${secondId}/cancel`, { method: 'POST' }), 'disk_full');
-    expect(service.service.repo.getJob(firstId)).toMatchObject({ status: 'queued', runAt });
-    expect(service.service.repo.getJob(secondId)).toMatchObject({ status: 'queued' });
+    expect((await service.store.getJob(firstId))).toMatchObject({ status: 'queued', runAt });
+    expect((await service.store.getJob(secondId))).toMatchObject({ status: 'queued' });
 
     small.empty();
     const cancelled = await call(`${url}/jobs/${secondId}/cancel`, { method: 'POST' });
     expect(cancelled.status).toBe(200);
-    expect(service.service.repo.getJob(secondId)?.status).toBe('cancelled');
+    expect((await service.store.getJob(secondId))?.status).toBe('cancelled');
     const retried = await call(`${url}/jobs/${firstId}/retry`, { method: 'POST' });
     expect(retried.status).toBe(200);
-    const stored = service.service.repo.getJob(firstId);
+    const stored = (await service.store.getJob(firstId));
     expect(stored?.runAt).toBeLessThan(Date.now() + 1);
     expect(new Date(String(retried.body.runAt)).getTime()).toBe(stored?.runAt);
     expect((await jobEnded(url, firstId)).status).toBe('succeeded');
@@ -147,7 +147,7 @@ describe.skipIf(disk === null)('on a full disk', () => {
     small.leaveFree(image.length + 8 * 1024); // the image fits; its row and the WAL do not
     const answer = await submitRaw(url, image);
     expectUnavailable(answer, 'disk_full');
-    expect(service.service.repo.countByStatus().queued).toBe(0);
+    expect((await service.store.countByStatus()).queued).toBe(0);
     expect(service.tempFiles()).toEqual([]);
 
     small.empty();
@@ -185,7 +185,7 @@ describe.skipIf(disk === null)('on a full disk', () => {
     expect(answer.headers.connection).toBe('close');
     expect(await healthThrough(agent, url)).toBe(200);
     await waitFor(() => service.tempFiles().length === 0, 5_000);
-    expect(service.service.repo.countByStatus().queued).toBe(0);
+    expect((await service.store.countByStatus()).queued).toBe(0);
   });
 
   it('a body refused as too large while it streams closes the connection, and the next request is answered', async () => {
@@ -234,7 +234,7 @@ describe.skipIf(disk === null)('on a full disk', () => {
     // Every accepted upload fitted above the floor; the refused ones never began.
     expect(accepted * image.length).toBeLessThanOrEqual(before - minFree);
     expect(lowest).toBeGreaterThan(minFree - MiB);
-    expect(service.service.repo.countByStatus().queued).toBe(accepted);
+    expect((await service.store.countByStatus()).queued).toBe(accepted);
     expect(service.tempFiles()).toHaveLength(accepted);
   });
 
@@ -256,7 +256,7 @@ describe.skipIf(disk === null)('on a full disk', () => {
     }
     expect(accepted).toBeGreaterThan(0);
     expect(small.freeBytes()).toBeLessThan(minFree + image.length + 256 * 1024);
-    expect(service.service.repo.countByStatus().queued).toBe(accepted);
+    expect((await service.store.countByStatus()).queued).toBe(accepted);
   });
 
   it('/ready says not ready while the disk is low, and ready again once space returns', async () => {
@@ -280,8 +280,8 @@ describe.skipIf(disk === null)('on a full disk', () => {
     expect(submitted.status).toBe(202);
     const id = Number(submitted.body.id);
     small.leaveFree(256 * 1024); // room for the database's writes, not for the output
-    const waiting = await waitFor(() => {
-      const job = service.service.repo.getJob(id);
+    const waiting = await waitFor(async () => {
+      const job = (await service.store.getJob(id));
       return job?.status === 'queued' && job.lastError?.code === 'disk_full' ? job : null;
     }, 15_000, 20);
     expect(waiting.attempts).toBeGreaterThanOrEqual(1);
@@ -296,10 +296,8 @@ describe.skipIf(disk === null)('on a full disk', () => {
 
   it('heartbeats, claims and an attempt\'s outcome that meet a full disk wait for space: no job is stuck and the loop lives', async () => {
     const db = openDatabase(path.join(small.newFolder(), 'jobs.db'), { synchronous: 'NORMAL' });
-    onTestFinished(() => {
-      db.close();
-    });
-    const repo = createJobRepository(db);
+    const store = createSqliteStore(db);
+    onTestFinished(() => store.close());
     let release: () => void = () => undefined;
     const held = new Promise<void>((resolve) => {
       release = resolve;
@@ -307,7 +305,7 @@ describe.skipIf(disk === null)('on a full disk', () => {
     const attemptsSeen: number[] = [];
     const lines: { msg: string }[] = [];
     const scheduler = createScheduler({
-      repo,
+      store,
       log: pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as { msg: string }) }),
       maxConcurrentJobs: 2,
       jobTimeoutMs: 30_000,
@@ -329,27 +327,27 @@ describe.skipIf(disk === null)('on a full disk', () => {
     });
     onTestFinished(() => scheduler.stop(0).then(() => undefined));
     const now = Date.now();
-    const first = repo.insertJob(newJob({ runAt: now }), now).job;
-    const second = repo.insertJob(newJob({ runAt: now + 300 }), now).job;
-    scheduler.start();
-    await waitFor(() => repo.getJob(first.id)?.status === 'running');
+    const first = (await insertJob(store, newJob({ runAt: now }), now)).job;
+    const second = (await insertJob(store, newJob({ runAt: now + 300 }), now)).job;
+    await scheduler.start();
+    await waitFor(async () => (await store.getJob(first.id))?.status === 'running');
 
     small.leaveFree(0);
     await delay(700); // heartbeats fail past the lease, the claim of the second job fails
     release(); // the attempt fails; its outcome cannot be written
     await delay(1_300); // the loop tries the claim again, and fails again
 
-    expect(repo.getJob(first.id)?.status).toBe('running');
-    expect(repo.getJob(second.id)?.status).toBe('queued');
+    expect((await store.getJob(first.id))?.status).toBe('running');
+    expect((await store.getJob(second.id))?.status).toBe('queued');
 
     small.empty();
-    await waitFor(() => repo.getJob(first.id)?.status === 'succeeded' && repo.getJob(second.id)?.status === 'succeeded', 10_000, 20);
-    expect(repo.getJob(first.id)).toMatchObject({ attempts: 2, lastError: null });
+    await waitFor(async () => (await store.getJob(first.id))?.status === 'succeeded' && (await store.getJob(second.id))?.status === 'succeeded', 10_000, 20);
+    expect((await store.getJob(first.id))).toMatchObject({ attempts: 2, lastError: null });
     // The loop's failing claims are told once, and their end once: not a line a second.
     const told = (start: string): number => lines.filter((line) => line.msg.startsWith(start)).length;
     expect([told('scheduler loop error'), told('scheduler loop recovered')]).toEqual([1, 1]);
     // The first attempt's failure was written as it happened, not lost to lease expiry.
-    expect(repo.listEvents(first.id).map((event) => event.kind)).toEqual(['started', 'retrying', 'started', 'succeeded']);
+    expect((await store.listEvents(first.id)).map((event) => event.kind)).toEqual(['started', 'retrying', 'started', 'succeeded']);
   });
 
   it('reservations count against the free space until written or released, and the operator is told once per episode', async () => {
@@ -406,7 +404,7 @@ describe.skipIf(disk === null)('on a full disk', () => {
     expect((await service.service.ops.sweeper.sweep(later)).jobsPruned).toBe(1);
   });
 
-  it('an SQLite I/O error counts as a full disk only while the database\'s volume is nearly full', () => {
+  it('an SQLite I/O error counts as a full disk only while the database\'s volume is nearly full', async () => {
     const folder = small.newFolder();
     // As better-sqlite3 reports an ENOSPC met while growing the WAL index (-shm).
     const ioError = Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR_SHMSIZE' });

@@ -107,7 +107,7 @@ describe('random and mutated requests', () => {
     );
     expect((await fetch(`${s.url}/health`)).status).toBe(200);
     // Every accepted job ends; then no temp file may remain.
-    await waitFor(() => s.service.repo.liveCount() === 0, 20_000);
+    await waitFor(async () => (await s.store.liveCount()) === 0, 20_000);
     await waitFor(() => s.tempFiles().length === 0, 5_000);
     // The run exercised acceptance and refusal both.
     expect(seen.get(202) ?? 0).toBeGreaterThan(0);

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { groupCommit } from '../src/db/groupCommit.js';
+import { groupCommit } from '../src/jobs/groupCommit.js';
 
 describe('groupCommit', () => {
   it('writes the calls of one event-loop turn as one batch, in order, and answers each caller with its own result', async () => {
     const batches: number[][] = [];
-    const double = groupCommit((items: readonly number[]) => {
+    const double = groupCommit(async (items: readonly number[]) => {
       batches.push([...items]);
       return items.map((item) => item * 2);
     });
@@ -17,7 +17,7 @@ describe('groupCommit', () => {
 
   it('fails every caller of a batch whose write throws, and goes on with the next batch', async () => {
     let fail = true;
-    const write = groupCommit((items: readonly string[]) => {
+    const write = groupCommit(async (items: readonly string[]) => {
       if (fail) throw new Error('disk I/O error');
       return items.map((item) => item.toUpperCase());
     });

@@ -84,7 +84,7 @@ async function submitTo(s: RunningService, url: string, maxAttempts: number): Pr
 /** The job's temp files go right after its end is recorded (the scheduler releases them next). */
 const tempReleased = (s: RunningService): Promise<boolean> => waitFor(() => s.tempFiles().length === 0, 2_000);
 
-const eventsOf = (s: RunningService, id: number) => s.service.repo.listEvents(id).map((event) => ({ kind: event.kind, code: event.error?.code ?? null, at: event.at }));
+const eventsOf = async (s: RunningService, id: number) => (await s.store.listEvents(id)).map((event) => ({ kind: event.kind, code: event.error?.code ?? null, at: event.at }));
 
 describe('an HTTP destination that misbehaves', () => {
   it('answering 500 twice then 200: the job succeeds on the third attempt, each retry after a backoff of at least RETRY_BASE_MS', async () => {
@@ -98,7 +98,7 @@ describe('an HTTP destination that misbehaves', () => {
     const delivered = await sharp(target.received[2]?.body).metadata();
     expect(delivered).toMatchObject({ format: 'webp', width: 64, height: 48 });
 
-    const events = eventsOf(s, id);
+    const events = await eventsOf(s, id);
     expect(events.map((event) => event.kind)).toEqual(['started', 'retrying', 'started', 'retrying', 'started', 'succeeded']);
     // A retry starts no earlier than its backoff allows after the failure before it.
     for (const failure of [1, 3]) {
@@ -118,7 +118,7 @@ describe('an HTTP destination that misbehaves', () => {
     expect((job.lastError as { message: string }).message).toMatch(/answered 500; attempt 3 of 3, none left$/);
     expect((job.lastError as { message: string }).message).not.toMatch(/retr/);
     expect(target.received).toHaveLength(3);
-    expect(eventsOf(s, id).map((event) => event.kind)).toEqual(['started', 'retrying', 'started', 'retrying', 'started', 'failed']);
+    expect((await eventsOf(s, id)).map((event) => event.kind)).toEqual(['started', 'retrying', 'started', 'retrying', 'started', 'failed']);
     await tempReleased(s);
   });
 
@@ -129,7 +129,7 @@ describe('an HTTP destination that misbehaves', () => {
 
     const job = await jobEnded(s.url, id);
     expect(job).toMatchObject({ status: 'failed', attempts: 2, lastError: { code: 'attempt_timeout' } });
-    expect(eventsOf(s, id).map((event) => [event.kind, event.code])).toEqual([
+    expect((await eventsOf(s, id)).map((event) => [event.kind, event.code])).toEqual([
       ['started', null],
       ['retrying', 'attempt_timeout'],
       ['started', null],

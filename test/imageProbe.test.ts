@@ -124,7 +124,7 @@ describe('probeImage', () => {
     ];
     for (const [name, bytes] of samples) {
       const error = await refusal(write(name, bytes));
-      expect({ name, status: error.status, code: error.code }).toEqual({ name, status: 415, code: 'unsupported_media_type' });
+      expect({ name, code: error.code }).toEqual({ name, code: 'unsupported_media_type' });
     }
   });
 
@@ -135,7 +135,7 @@ describe('probeImage', () => {
       ['cut.webp', truncated(await animatedWebp(16, 16, 2), 0.5)],
     ] as const) {
       const error = await refusal(write(name, bytes));
-      expect({ name, status: error.status, code: error.code }).toEqual({ name, status: 422, code: 'image_corrupt' });
+      expect({ name, code: error.code }).toEqual({ name, code: 'image_corrupt' });
     }
   });
 
@@ -144,7 +144,7 @@ describe('probeImage', () => {
     expect(bomb.length).toBeLessThan(100);
     // Decoding 2.5 gigapixels would take gigabytes and far longer than the test's timeout.
     const error = await refusal(write('bomb.png', bomb));
-    expect(error).toMatchObject({ status: 422, code: 'image_too_large' });
+    expect(error).toMatchObject({ code: 'image_too_large' });
     expect(error.message).toContain('2500000000 pixels');
   });
 
@@ -155,7 +155,7 @@ describe('probeImage', () => {
   it('counts every frame of an animation against the pixel limit', async () => {
     const file = write('frames.gif', await animatedGif(100, 100, 10));
     expect(await probe(file, 100_000)).toMatchObject({ pages: 10 });
-    expect(await refusal(file, 99_999)).toMatchObject({ status: 422, code: 'image_too_large' });
+    expect(await refusal(file, 99_999)).toMatchObject({ code: 'image_too_large' });
   });
 
   it('never names the server path in its message', async () => {

@@ -4,9 +4,9 @@ import Database from 'better-sqlite3';
 import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import { describe, expect, it } from 'vitest';
-import { createJobRepository } from '../src/db/jobRepository.js';
-import { migrationsFolder, openDatabase } from '../src/db/open.js';
-import { newJob, tempDir } from './support/db.js';
+import { migrationsFolder, openDatabase } from '../src/db/sqlite/open.js';
+import { createSqliteStore } from '../src/db/sqlite/store.js';
+import { insertJob, newJob, tempDir } from './support/db.js';
 
 const LEASE = 30_000;
 
@@ -60,7 +60,7 @@ function insertOldJob(db: Database.Database, job: OldJob): number {
 }
 
 describe('migrations', () => {
-  it('upgrade a database made by the first release, keeping every row, the links between them and the id sequence', () => {
+  it('upgrade a database made by the first release, keeping every row, the links between them and the id sequence', async () => {
     const dir = tempDir();
     const { file, db: old } = earlierRelease(dir, 1);
     expect(old.prepare(`SELECT sql FROM sqlite_schema WHERE name = 'jobs'`).pluck().get()).toContain(`status IN ('queued'`);
@@ -74,18 +74,18 @@ describe('migrations', () => {
     expect([count(db, 'jobs'), count(db, 'job_images'), count(db, 'job_events')]).toEqual([3, 3, 3]);
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
     expect(db.pragma('foreign_key_check')).toEqual([]);
-    const upgraded = createJobRepository(db);
-    expect(upgraded.getJob(ids[0]!)).toMatchObject({ status: 'succeeded', finishedAt: 3 });
+    const upgraded = createSqliteStore(db);
+    expect(await upgraded.getJob(ids[0]!)).toMatchObject({ status: 'succeeded', finishedAt: 3 });
     expect(db.prepare('SELECT request_fingerprint FROM jobs WHERE id = ?').pluck().get(ids[0])).toBeNull();
     const images = [{ originalName: 'a.png', inputFormat: 'png', width: 1, height: 1, pages: 1, inputBytes: 10 }];
-    expect(upgraded.insertJob(newJob({ images }), 4).job.id).toBe(5); // ids never repeat
+    expect((await insertJob(upgraded, newJob({ images }), 4)).job.id).toBe(5); // ids never repeat
     db.prepare('DELETE FROM jobs WHERE id = ?').run(ids[0]);
     expect([count(db, 'jobs'), count(db, 'job_images'), count(db, 'job_events')]).toEqual([3, 3, 2]); // cascades still hold
     expect(() => db.prepare(`UPDATE jobs SET status = 'lost' WHERE id = 2`).run()).toThrow(/CHECK constraint failed: jobs_status_check/);
-    db.close();
+    await upgraded.close();
   });
 
-  it('upgrade a queue from the release before job_counts: future jobs become scheduled, counts and image counts are backfilled', () => {
+  it('upgrade a queue from the release before job_counts: future jobs become scheduled, counts and image counts are backfilled', async () => {
     const dir = tempDir();
     const { file, db: old } = earlierRelease(dir, 3);
     const now = Date.now();
@@ -105,24 +105,24 @@ describe('migrations', () => {
       { id: done, status: 'succeeded', image_count: 4 },
       { id: done + 1, status: 'failed', image_count: 1 },
     ]);
-    const repo = createJobRepository(db);
-    expect(repo.countByStatus()).toEqual({ queued: 2, running: 1, succeeded: 1, failed: 1, cancelled: 0 });
-    expect(repo.liveCount()).toBe(3);
-    expect(repo.imageCounts()).toEqual({ pending: 2 + 3 + 1, completed: 4 });
-    expect(repo.getJob(later)?.status).toBe('queued'); // what clients see
+    const store = createSqliteStore(db);
+    expect((await store.countByStatus())).toEqual({ queued: 2, running: 1, succeeded: 1, failed: 1, cancelled: 0 });
+    expect((await store.liveCount())).toBe(3);
+    expect((await store.imageCounts())).toEqual({ pending: 2 + 3 + 1, completed: 4 });
+    expect((await store.getJob(later))?.status).toBe('queued'); // what clients see
 
     // The claim takes the due job only; the later one waits for its run_at, then is promoted and claimed.
-    expect(repo.claimDue('me', now, LEASE, 5).map((job) => job.id)).toEqual([due]);
-    expect(repo.nextRunAt()).toBe(now + 3_600_000);
-    expect(repo.claimDue('me', now + 3_600_000, LEASE, 5).map((job) => job.id)).toEqual([later]);
+    expect((await store.claimDue('me', now, LEASE, 5)).map((job) => job.id)).toEqual([due]);
+    expect((await store.nextRunAt())).toBe(now + 3_600_000);
+    expect((await store.claimDue('me', now + 3_600_000, LEASE, 5)).map((job) => job.id)).toEqual([later]);
     // The backfilled counts move with every write from here on.
-    expect(repo.countByStatus()).toEqual({ queued: 0, running: 3, succeeded: 1, failed: 1, cancelled: 0 });
-    expect(repo.imageCounts()).toEqual({ pending: 6, completed: 4 });
-    expect(repo.pruneTerminal(now, 0)).toHaveLength(2);
-    expect(repo.countByStatus()).toEqual({ queued: 0, running: 3, succeeded: 0, failed: 0, cancelled: 0 });
-    expect(repo.imageCounts()).toEqual({ pending: 6, completed: 0 });
+    expect((await store.countByStatus())).toEqual({ queued: 0, running: 3, succeeded: 1, failed: 1, cancelled: 0 });
+    expect((await store.imageCounts())).toEqual({ pending: 6, completed: 4 });
+    expect((await store.pruneTerminal(now, 0))).toHaveLength(2);
+    expect((await store.countByStatus())).toEqual({ queued: 0, running: 3, succeeded: 0, failed: 0, cancelled: 0 });
+    expect((await store.imageCounts())).toEqual({ pending: 6, completed: 0 });
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
     expect(db.pragma('foreign_key_check')).toEqual([]);
-    db.close();
+    await store.close();
   });
 });

@@ -8,23 +8,27 @@ import { createMetrics } from '../src/ops/metrics.js';
 import { createRuntimeMonitor } from '../src/ops/runtimeMonitor.js';
 import { createTempStore } from '../src/storage/tempStore.js';
 import { jobInState, testDb } from './support/db.js';
+import { withoutInstance } from './support/metrics.js';
 
 const image = { originalName: 'a.png', inputFormat: 'png', width: 8, height: 8, pages: 1, inputBytes: 100 };
 const runtime = createRuntimeMonitor();
 afterEach(() => runtime.stop());
 
+/** The instance id the tests' metrics carry. */
+const INSTANCE = 'test-host:1:0a1b2c3d';
+
 function setup() {
-  const { dir, db, repo } = testDb();
+  const { dir, db, store } = testDb();
   const tempStore = createTempStore(path.join(dir, 'tmp'));
   runtime.start();
-  const metrics = createMetrics({ repo, tempStore, runtime, jobWatch: createJobWatch(), log: pino({ level: 'silent' }) });
-  const job = (status: JobStatus) => jobInState(db, repo, status, { finishedAt: Date.now(), job: { images: [image, image] } });
-  return { db, repo, tempStore, metrics, job };
+  const metrics = createMetrics({ store, tempStore, runtime, jobWatch: createJobWatch(), instanceId: INSTANCE, log: pino({ level: 'silent' }) });
+  const job = (status: JobStatus) => jobInState(db, store, status, { finishedAt: Date.now(), job: { images: [image, image] } });
+  return { db, store, tempStore, metrics, job };
 }
 
-/** The value of one sample line (`name{labels} value`) of a scrape. */
+/** The value of one sample line (`name{labels} value`) of a scrape, read past the `instance_id` every series carries. */
 function sample(text: string, series: string): number {
-  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
+  const line = withoutInstance(text, INSTANCE).split('\n').find((candidate) => candidate.startsWith(`${series} `));
   if (line === undefined) throw new Error(`no sample ${series} in the scrape`);
   return Number(line.slice(series.length + 1));
 }
@@ -32,10 +36,11 @@ function sample(text: string, series: string): number {
 describe('metrics', () => {
   it('exposes jobs by status, queue depth and images as the database holds them at scrape time', async () => {
     const t = setup();
-    for (const status of ['queued', 'queued', 'running', 'succeeded', 'failed'] as const) t.job(status);
+    for (const status of ['queued', 'queued', 'running', 'succeeded', 'failed'] as const) await t.job(status);
 
     const text = await t.metrics.registry.metrics();
 
+    // Every series says which instance answered (`withoutInstance` checks); the queue's figures are the shared database's.
     expect(sample(text, 'image_jobs_jobs{status="queued"}')).toBe(2);
     expect(sample(text, 'image_jobs_jobs{status="running"}')).toBe(1);
     expect(sample(text, 'image_jobs_jobs{status="succeeded"}')).toBe(1);
@@ -48,11 +53,11 @@ describe('metrics', () => {
 
   it('counts attempts by outcome, job durations, and the images and bytes of succeeded jobs', async () => {
     const t = setup();
-    const job = t.job('succeeded');
+    const job = await t.job('succeeded');
     t.db.prepare(`UPDATE job_images SET status = 'delivered', output_bytes = 40 WHERE job_id = ?`).run(job.id);
 
-    t.metrics.recordAttemptEnd({ job, attempt: 1, outcome: 'retrying', errorCode: 'network', durationMs: 200 });
-    t.metrics.recordAttemptEnd({ job, attempt: 2, outcome: 'succeeded', errorCode: null, durationMs: 1_500 });
+    await t.metrics.recordAttemptEnd({ job, attempt: 1, outcome: 'retrying', errorCode: 'network', durationMs: 200 });
+    await t.metrics.recordAttemptEnd({ job, attempt: 2, outcome: 'succeeded', errorCode: null, durationMs: 1_500 });
     const text = await t.metrics.registry.metrics();
 
     expect(sample(text, 'image_jobs_attempts_total{outcome="retrying"}')).toBe(1);
@@ -67,9 +72,9 @@ describe('metrics', () => {
 
   it('never lets a metrics failure escape into the scheduler', async () => {
     const t = setup();
-    const job = t.job('succeeded');
+    const job = await t.job('succeeded');
     t.db.close();
-    expect(() => t.metrics.recordAttemptEnd({ job, attempt: 1, outcome: 'succeeded', errorCode: null, durationMs: 5 })).not.toThrow();
+    await expect(t.metrics.recordAttemptEnd({ job, attempt: 1, outcome: 'succeeded', errorCode: null, durationMs: 5 })).resolves.toBeUndefined();
   });
 
   it('exposes temp files, sweeps, V8 allocation, sharp and the default process metrics', async () => {
@@ -79,7 +84,7 @@ describe('metrics', () => {
     fs.writeFileSync(t.tempStore.outputPath(key, 0, 'webp'), Buffer.alloc(234));
     t.metrics.recordSweep({
       at: Date.now(), durationMs: 12, jobsPruned: 3, outputFoldersRemoved: 2, tempFilesRemoved: 1,
-      tempBytesRemoved: 99, removalFailures: 0, walCheckpoint: { busy: 0, log: 0, checkpointed: 0 },
+      tempBytesRemoved: 99, removalFailures: 0, walCheckpoint: { busy: 0, log: 0, checkpointed: 0 }, skipped: false,
     });
     t.metrics.recordSweepFailure();
 
@@ -98,14 +103,14 @@ describe('metrics', () => {
     expect(sample(text, 'image_jobs_sharp_tasks{state="queued"}')).toBe(0);
     expect(sample(text, 'image_jobs_libvips_memory_bytes')).toBeGreaterThanOrEqual(0);
     for (const name of ['process_resident_memory_bytes', 'nodejs_heap_size_used_bytes', 'nodejs_external_memory_bytes', 'nodejs_eventloop_lag_p99_seconds']) {
-      expect(text).toMatch(new RegExp(`^${name} `, 'm'));
+      expect(withoutInstance(text)).toMatch(new RegExp(`^${name} `, 'm'));
     }
   });
 
   it('gives each service a registry of its own, so two can live in one process', async () => {
     const first = setup();
     const second = setup();
-    first.job('queued');
+    await first.job('queued');
     expect(sample(await first.metrics.registry.metrics(), 'image_jobs_queue_depth')).toBe(1);
     expect(sample(await second.metrics.registry.metrics(), 'image_jobs_queue_depth')).toBe(0);
   });

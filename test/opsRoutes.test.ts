@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { JobStatus } from '../src/jobs/states.js';
 import { TEMP_GRACE_MS } from '../src/ops/sweeper.js';
 import { jobInState } from './support/db.js';
+import { withoutInstance } from './support/metrics.js';
 import { startService, type RunningService } from './support/service.js';
 import { waitFor } from './support/wait.js';
 
@@ -17,12 +18,12 @@ const start = (env: Record<string, string> = {}) => startService({ SWEEP_CRON: '
 
 /** Puts a job with `images` images in any state; queued ones are due in an hour so the scheduler leaves them be. */
 function arrange(s: RunningService, status: JobStatus, images: number, finishedAt = Date.now()) {
-  const { db, repo } = s.service;
-  return jobInState(db, repo, status, { finishedAt, job: { images: Array.from({ length: images }, () => image), runAt: Date.now() + HOUR } });
+  const { db, store } = s;
+  return jobInState(db, store, status, { finishedAt, job: { images: Array.from({ length: images }, () => image), runAt: Date.now() + HOUR } });
 }
 
 function dbCount(s: RunningService, sql: string): number {
-  return (s.service.db.prepare(sql).get() as { n: number }).n;
+  return (s.db.prepare(sql).get() as { n: number }).n;
 }
 
 // The assertions check the bodies' shape; typing them as well would only repeat it.
@@ -37,13 +38,13 @@ async function json(url: string, init?: RequestInit): Promise<{ status: number; 
 describe('GET /debug/memory-stats', () => {
   it('answers the original memory_stats fields, with image counts equal to what the database holds', async () => {
     const s = await start();
-    arrange(s, 'queued', 3);
-    arrange(s, 'queued', 1);
-    arrange(s, 'running', 2);
-    arrange(s, 'succeeded', 4);
-    arrange(s, 'succeeded', 1);
-    arrange(s, 'failed', 5);
-    arrange(s, 'cancelled', 6);
+    await arrange(s, 'queued', 3);
+    await arrange(s, 'queued', 1);
+    await arrange(s, 'running', 2);
+    await arrange(s, 'succeeded', 4);
+    await arrange(s, 'succeeded', 1);
+    await arrange(s, 'failed', 5);
+    await arrange(s, 'cancelled', 6);
 
     const { status, body } = await json(`${s.url}/debug/memory-stats`);
 
@@ -97,10 +98,10 @@ describe('GET /debug/memory-stats', () => {
 describe('POST /debug/memory/cleanup-images', () => {
   it('runs the sweep now and answers what it removed; memory-stats then shows it as the last sweep', async () => {
     const s = await start({ MAX_COMPLETED_JOBS: '2', COMPLETED_TTL_MS: String(HOUR) });
-    const expired = arrange(s, 'succeeded', 2, Date.now() - 2 * HOUR);
-    arrange(s, 'failed', 1, Date.now() - 3 * HOUR);
-    for (let i = 0; i < 3; i += 1) arrange(s, 'succeeded', 1, Date.now() - i * 1_000);
-    arrange(s, 'queued', 1);
+    const expired = await arrange(s, 'succeeded', 2, Date.now() - 2 * HOUR);
+    await arrange(s, 'failed', 1, Date.now() - 3 * HOUR);
+    for (let i = 0; i < 3; i += 1) await arrange(s, 'succeeded', 1, Date.now() - i * 1_000);
+    await arrange(s, 'queued', 1);
     fs.mkdirSync(path.join(s.config.outputDir, String(expired.id)), { recursive: true });
     const orphan = path.join(s.config.tmpDir, '0b7c1f7e-2f6a-4c56-9d0e-111111111111.0');
     fs.writeFileSync(orphan, Buffer.alloc(2048));
@@ -140,12 +141,13 @@ describe('POST /debug/memory/cleanup-images', () => {
 describe('GET /metrics', () => {
   it('answers the Prometheus text format with the service\'s metrics and the process defaults', async () => {
     const s = await start();
-    arrange(s, 'queued', 1);
-    arrange(s, 'failed', 1);
+    await arrange(s, 'queued', 1);
+    await arrange(s, 'failed', 1);
     await fetch(`${s.url}/debug/memory/cleanup-images`, { method: 'POST' });
 
     const response = await fetch(`${s.url}/metrics`);
-    const text = await response.text();
+    // Every series names the instance that answered: the scheduler's owner id.
+    const text = withoutInstance(await response.text(), s.service.jobs.scheduler.owner);
 
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
@@ -170,10 +172,10 @@ describe('GET /metrics', () => {
     const png = await sharp({ create: { width: 40, height: 30, channels: 3, background: { r: 10, g: 200, b: 90 } } }).png().toBuffer();
     const submitted = await json(`${s.url}/jobs`, { method: 'POST', body: png, headers: { 'content-type': 'image/png' } });
     expect(submitted.status).toBe(202);
-    await waitFor(() => s.service.repo.getJob(submitted.body.id)?.status === 'succeeded');
-    const [delivered] = s.service.repo.listImages(submitted.body.id);
+    await waitFor(async () => (await s.store.getJob(submitted.body.id))?.status === 'succeeded');
+    const [delivered] = (await s.store.listImages(submitted.body.id));
 
-    const text = await (await fetch(`${s.url}/metrics`)).text();
+    const text = withoutInstance(await (await fetch(`${s.url}/metrics`)).text());
 
     expect(text).toMatch(/^image_jobs_attempts_total\{outcome="succeeded"\} 1$/m);
     expect(text).toMatch(/^image_jobs_job_duration_seconds_count\{status="succeeded"\} 1$/m);
@@ -197,10 +199,10 @@ describe('dashboard', () => {
 
   it('feeds it counts by status and the newest jobs from the database, and the sample ring', async () => {
     const s = await start();
-    arrange(s, 'queued', 1);
-    arrange(s, 'succeeded', 1);
-    const failed = arrange(s, 'failed', 1);
-    s.service.db.prepare(`UPDATE jobs SET last_error_code = 'image_corrupt', last_error_message = 'bad header' WHERE id = ?`).run(failed.id);
+    await arrange(s, 'queued', 1);
+    await arrange(s, 'succeeded', 1);
+    const failed = await arrange(s, 'failed', 1);
+    s.db.prepare(`UPDATE jobs SET last_error_code = 'image_corrupt', last_error_message = 'bad header' WHERE id = ?`).run(failed.id);
 
     const stats = await json(`${s.url}/stats`);
     expect(stats.body.counts).toEqual({ queued: 1, running: 0, succeeded: 1, failed: 1, cancelled: 0 });

@@ -25,13 +25,13 @@ describe('sample ring', () => {
 
 describe('memory sampler', () => {
   it('samples memory and queue depth on a timer into a ring that never grows past its capacity', async () => {
-    const { db, repo } = testDb();
-    jobInState(db, repo, 'queued');
-    jobInState(db, repo, 'queued');
-    jobInState(db, repo, 'running');
-    const sampler = createMemorySampler({ repo, log: pino({ level: 'silent' }), intervalMs: 2, capacity: 5 });
+    const { db, store } = testDb();
+    await jobInState(db, store, 'queued');
+    await jobInState(db, store, 'queued');
+    await jobInState(db, store, 'running');
+    const sampler = createMemorySampler({ store, log: pino({ level: 'silent' }), intervalMs: 2, capacity: 5 });
 
-    sampler.start();
+    await sampler.start();
     expect(sampler.samples()).toHaveLength(1); // the first sample is taken at once
     const first = sampler.samples()[0];
     await waitFor(() => sampler.samples()[0] !== first, 5_000); // the ring went round and overwrote it
@@ -49,9 +49,9 @@ describe('memory sampler', () => {
   });
 
   it('stops sampling when stopped', async () => {
-    const { repo } = testDb();
-    const sampler = createMemorySampler({ repo, log: pino({ level: 'silent' }), intervalMs: 2, capacity: 100 });
-    sampler.start();
+    const { store } = testDb();
+    const sampler = createMemorySampler({ store, log: pino({ level: 'silent' }), intervalMs: 2, capacity: 100 });
+    await sampler.start();
     sampler.stop();
     const taken = sampler.samples().length;
     await new Promise((resolve) => setTimeout(resolve, 30));

@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import type { Job, NewImage } from '../src/db/jobRepository.js';
+import type { Job, NewImage } from '../src/jobs/types.js';
 import { decodingPipelinesStarted } from '../src/image/convert.js';
 import { readHeader } from '../src/image/header.js';
 import type { ConversionOptions, Destination } from '../src/jobs/options.js';
@@ -19,7 +19,7 @@ import { createImagePipeline } from '../src/pipeline/imagePipeline.js';
 import { createScheduler } from '../src/queue/scheduler.js';
 import { Semaphore } from '../src/queue/semaphore.js';
 import { createTempStore } from '../src/storage/tempStore.js';
-import { testDb } from './support/db.js';
+import { insertJob, testDb } from './support/db.js';
 import { corruptHeaderJpeg, exifRotatedJpeg, filesOf, gradient, gradientJpeg, noiseJpeg, stageInputs, truncated } from './support/images.js';
 import { waitFor } from './support/wait.js';
 
@@ -75,16 +75,16 @@ async function storedHeader(bytes: Buffer): Promise<Pick<NewImage, 'inputFormat'
 
 /** The pipeline under a real scheduler, with a fresh DATA_DIR; `env` overrides configuration. */
 function harness(env: Record<string, string> = {}) {
-  const { dir, repo } = testDb();
+  const { dir, store } = testDb();
   const config = loadConfig({
     DATA_DIR: dir, LOG_LEVEL: 'silent', RETRY_BASE_MS: '20', RETRY_MAX_MS: '40', UPLOAD_ALLOWED_HOSTS: '127.0.0.1', ...env,
   });
   const tempStore = createTempStore(config.tmpDir);
   const conversions = new Semaphore(config.convertConcurrency);
   const log = pino({ level: 'silent' });
-  const handler = createImagePipeline({ config, repo, tempStore, log, conversions });
-  const scheduler = createScheduler({ ...config, repo, handler, log });
-  scheduler.start();
+  const handler = createImagePipeline({ config, tempStore, log, conversions });
+  const scheduler = createScheduler({ ...config, store, handler, log });
+  void scheduler.start();
   // Registered after testDb's hook, so it runs first: the scheduler stops before the database closes.
   afterEach(async () => {
     await scheduler.stop(0);
@@ -93,14 +93,14 @@ function harness(env: Record<string, string> = {}) {
 
   return {
     config,
-    repo,
+    store,
     scheduler,
     conversions,
     /** Stages the images in the temp store and queues a job for them, the way a submission does. */
     async submit(images: readonly Buffer[], submission: Submission = {}): Promise<Job> {
       const key = await stageInputs(tempStore, images);
       for (const index of submission.missing ?? []) fs.rmSync(tempStore.inputPath(key, index));
-      const { job } = repo.insertJob(
+      const { job } = (await insertJob(store, 
         {
           priority: 0,
           maxAttempts: submission.maxAttempts ?? 3,
@@ -113,16 +113,15 @@ function harness(env: Record<string, string> = {}) {
           images: await Promise.all(images.map(async (bytes) => ({ originalName: null, ...(await storedHeader(bytes)), inputBytes: bytes.length }))),
         },
         Date.now(),
-      );
-      scheduler.notify(job.runAt);
+      ));
       return job;
     },
     /** The job's files left in the temp store: `0`, `0.out.webp`, … */
     filesOf: (job: Job): Promise<string[]> => filesOf(tempStore, job.inputKey ?? ''),
     /** The job once it has ended and its attempt has settled (its files released). */
     ended: (job: Job): Promise<Job> =>
-      waitFor(() => {
-        const current = repo.getJob(job.id);
+      waitFor(async () => {
+        const current = (await store.getJob(job.id));
         return current && ['succeeded', 'failed', 'cancelled'].includes(current.status) && scheduler.running === 0 ? current : null;
       }, 20_000),
   };
@@ -137,7 +136,7 @@ describe('image pipeline', () => {
     const done = await h.ended(job);
     expect(done.status).toBe('succeeded');
     expect(decodingPipelinesStarted() - before).toBe(3);
-    const recorded = h.repo.listImages(job.id).map((image) => ({
+    const recorded = (await h.store.listImages(job.id)).map((image) => ({
       status: image.status, format: image.outputFormat, width: image.outputWidth, height: image.outputHeight,
       scaledToFit: image.scaledToFit, location: image.location,
     }));
@@ -146,7 +145,7 @@ describe('image pipeline', () => {
       { status: 'delivered', format: 'webp', width: 20, height: 40, scaledToFit: false, location: `${job.id}/1.webp` },
       { status: 'delivered', format: 'webp', width: 16_383, height: 8, scaledToFit: true, location: `${job.id}/2.webp` },
     ]);
-    for (const image of h.repo.listImages(job.id)) {
+    for (const image of (await h.store.listImages(job.id))) {
       const file = path.join(h.config.outputDir, image.location ?? '');
       expect(await sharp(file).metadata()).toMatchObject({ format: 'webp', width: image.outputWidth });
       expect(fs.statSync(file).size).toBe(image.outputBytes);
@@ -178,8 +177,8 @@ describe('image pipeline', () => {
     const h = harness({ RETRY_BASE_MS: '400', RETRY_MAX_MS: '800' });
     const server = await target((res, count) => res.writeHead(count === 1 ? 500 : 200).end());
     const job = await h.submit([await gradientJpeg(32, 32)], { destination: { type: 'http', url: `${server.origin}/out` } });
-    const retrying = await waitFor(() => {
-      const current = h.repo.getJob(job.id);
+    const retrying = await waitFor(async () => {
+      const current = (await h.store.getJob(job.id));
       return current?.status === 'queued' && current.attempts === 1 ? current : null;
     });
     expect(retrying.lastError?.code).toBe('destination_failed');
@@ -248,8 +247,8 @@ describe('image pipeline', () => {
     const h = harness({ CONVERT_CONCURRENCY: '2' });
     const before = decodingPipelinesStarted();
     const job = await h.submit([await noiseJpeg(3000, 2000), corruptHeaderJpeg()]);
-    const failed = await waitFor(() => {
-      const current = h.repo.getJob(job.id);
+    const failed = await waitFor(async () => {
+      const current = (await h.store.getJob(job.id));
       return current?.status === 'failed' ? { job: current, converting: h.conversions.inUse } : null;
     }, 20_000);
     // Recorded while the large image was still in libvips, as image_corrupt: not put off until it ends.
@@ -273,10 +272,10 @@ describe('image pipeline', () => {
     const server = await target(() => undefined);
     const job = await h.submit([await gradientJpeg(16, 16)], { destination: { type: 'http', url: `${server.origin}/x` } });
     await waitFor(() => server.received.length === 1);
-    await h.scheduler.cancel(job.id);
-    expect(h.repo.getJob(job.id)?.status).toBe('cancelled');
-    expect(await h.filesOf(job)).toEqual([]);
+    await h.store.cancelJob(job.id, Date.now()); // its signal stops the attempt, whose end releases the files
+    expect((await h.store.getJob(job.id))?.status).toBe('cancelled');
     await waitFor(() => h.scheduler.running === 0);
+    expect(await h.filesOf(job)).toEqual([]);
   });
 
   it('never has more conversions in libvips than CONVERT_CONCURRENCY, across jobs', async () => {

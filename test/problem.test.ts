@@ -30,7 +30,7 @@ describe('a full disk, as the API answers it', () => {
   });
 
   it('says what stands when the write committed and only its fsync found no room, with its Location', async () => {
-    const url = await failingServer(() => confirmDurable(Promise.reject(enospc()), 'Job 7 was stored', '/jobs/7'));
+    const url = await failingServer(() => confirmDurable(Promise.reject(enospc()), 'Job 7 was stored', 7));
     const answer = await call(url);
     expectProblem(answer, 503, 'disk_full');
     expect(answer.headers.get('location')).toBe('/jobs/7');

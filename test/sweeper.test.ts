@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { PRUNE_BATCH } from '../src/db/jobRepository.js';
+import { PRUNE_BATCH } from '../src/db/sqlite/store.js';
 import type { JobStatus } from '../src/jobs/states.js';
 import { createSweeper, TEMP_GRACE_MS, type SweepReport } from '../src/ops/sweeper.js';
 import { createTempStore } from '../src/storage/tempStore.js';
@@ -15,7 +15,7 @@ const TTL_MS = 60 * MINUTE;
 const image = { originalName: 'a.jpg', inputFormat: 'jpeg', width: 4, height: 3, pages: 1, inputBytes: 100 };
 
 function setup(overrides: { sweepCron?: string; maxCompletedJobs?: number } = {}) {
-  const { dir, db, repo } = testDb();
+  const { dir, db, store } = testDb();
   const tempStore = createTempStore(path.join(dir, 'tmp'));
   const outputDir = path.join(dir, 'output');
   const config = { outputDir, completedTtlMs: TTL_MS, maxCompletedJobs: 2, sweepCron: '*/5 * * * *', ...overrides };
@@ -23,14 +23,14 @@ function setup(overrides: { sweepCron?: string; maxCompletedJobs?: number } = {}
   const failures: unknown[] = [];
   const sweeper = createSweeper({
     config,
-    repo,
+    store,
     tempStore,
     log: pino({ level: 'silent' }),
     onSweep: (report) => reports.push(report),
     onSweepFailed: (error) => failures.push(error),
   });
-  const job = (status: JobStatus, finishedAt?: number, inputKey: string | null = null) =>
-    jobInState(db, repo, status, { finishedAt, job: { images: [image, image], inputKey } }).id;
+  const job = async (status: JobStatus, finishedAt?: number, inputKey: string | null = null) =>
+    (await jobInState(db, store, status, { finishedAt, job: { images: [image, image], inputKey } })).id;
   const outputFolder = (name: string | number) => {
     fs.mkdirSync(path.join(outputDir, String(name)), { recursive: true });
     fs.writeFileSync(path.join(outputDir, String(name), '0.webp'), 'result');
@@ -45,7 +45,7 @@ function setup(overrides: { sweepCron?: string; maxCompletedJobs?: number } = {}
     }
     return key;
   };
-  return { db, repo, tempStore, outputDir, sweeper, reports, failures, job, outputFolder, tempFiles };
+  return { db, store, tempStore, outputDir, sweeper, reports, failures, job, outputFolder, tempFiles };
 }
 
 const count = (t: ReturnType<typeof setup>, sql: string, ...params: unknown[]) =>
@@ -54,12 +54,12 @@ const count = (t: ReturnType<typeof setup>, sql: string, ...params: unknown[]) =
 describe('sweeper', () => {
   it('prunes terminal jobs past the TTL, then all but the newest MAX_COMPLETED_JOBS, never live ones', async () => {
     const t = setup();
-    const queued = t.job('queued');
-    const running = t.job('running');
-    const expired = [t.job('succeeded', NOW - 2 * TTL_MS), t.job('failed', NOW - TTL_MS - 1), t.job('cancelled', NOW - 3 * TTL_MS)];
-    const newest = t.job('succeeded', NOW - 1_000);
-    const second = t.job('failed', NOW - 2_000);
-    const overflow = t.job('cancelled', NOW - 3_000);
+    const queued = await t.job('queued');
+    const running = await t.job('running');
+    const expired = [await t.job('succeeded', NOW - 2 * TTL_MS), await t.job('failed', NOW - TTL_MS - 1), await t.job('cancelled', NOW - 3 * TTL_MS)];
+    const newest = await t.job('succeeded', NOW - 1_000);
+    const second = await t.job('failed', NOW - 2_000);
+    const overflow = await t.job('cancelled', NOW - 3_000);
 
     const report = await t.sweeper.sweep(NOW);
 
@@ -75,9 +75,9 @@ describe('sweeper', () => {
 
   it('deletes the result folders of pruned jobs and of jobs long gone, and keeps the rest of the output store', async () => {
     const t = setup();
-    const kept = t.job('succeeded', NOW - 1_000);
-    const running = t.job('running');
-    const pruned = t.job('succeeded', NOW - 2 * TTL_MS);
+    const kept = await t.job('succeeded', NOW - 1_000);
+    const running = await t.job('running');
+    const pruned = await t.job('succeeded', NOW - 2 * TTL_MS);
     for (const id of [kept, running, pruned, 99_999]) t.outputFolder(id);
     fs.writeFileSync(path.join(t.outputDir, 'README'), 'not a job folder');
 
@@ -94,9 +94,9 @@ describe('sweeper', () => {
     const ofQueued = t.tempFiles(2 * TEMP_GRACE_MS);
     const ofRunning = t.tempFiles(2 * TEMP_GRACE_MS);
     const ofFailed = t.tempFiles(2 * TEMP_GRACE_MS, 200);
-    t.job('queued', undefined, ofQueued);
-    t.job('running', undefined, ofRunning);
-    t.job('failed', NOW - 1_000, ofFailed);
+    await t.job('queued', undefined, ofQueued);
+    await t.job('running', undefined, ofRunning);
+    await t.job('failed', NOW - 1_000, ofFailed);
     fs.writeFileSync(path.join(t.tempStore.root, 'README'), 'not a temp file of a job');
 
     const report = await t.sweeper.sweep(NOW);
@@ -114,22 +114,22 @@ describe('sweeper', () => {
     const keys = Array.from({ length: 1_200 }, () => t.tempFiles(2 * TEMP_GRACE_MS));
     const owned = keys.filter((_, i) => i % 2 === 0);
     // Owners waiting for a later runAt: scheduled rows, which own their files as queued ones do.
-    t.repo.insertJobs(owned.map((inputKey) => newJob({ inputKey, runAt: NOW + TEMP_GRACE_MS })), NOW);
-    const done = t.repo.insertJobs(Array.from({ length: 2 * PRUNE_BATCH + 3 }, () => newJob({ runAt: 0 })), 0);
-    const claimed = t.repo.claimDue('me', 1, 30_000, done.length);
-    t.repo.completeAndClaimDue(claimed.map((job) => ({ jobId: job.id, owner: 'me', attempt: 1 })), 2, 'me', 30_000, 0);
+    (await t.store.insertJobs(owned.map((inputKey) => newJob({ inputKey, runAt: NOW + TEMP_GRACE_MS })), NOW));
+    const done = (await t.store.insertJobs(Array.from({ length: 2 * PRUNE_BATCH + 3 }, () => newJob({ runAt: 0 })), 0));
+    const claimed = (await t.store.claimDue('me', 1, 30_000, done.length));
+    (await t.store.completeAndClaimDue(claimed.map((job) => ({ jobId: job.id, owner: 'me', attempt: 1 })), 2, 'me', 30_000, 0));
 
     const report = await t.sweeper.sweep(NOW);
 
     expect(report.jobsPruned).toBe(done.length); // all finished long before the TTL
     expect(report.tempFilesRemoved).toBe(600);
     expect((await t.tempStore.list()).map((files) => files.key).sort()).toEqual([...owned].sort());
-    expect(t.repo.countByStatus()).toMatchObject({ queued: 600, succeeded: 0 });
+    expect((await t.store.countByStatus())).toMatchObject({ queued: 600, succeeded: 0 });
   });
 
   it('checkpoints the WAL, reports what it did and keeps it as the last run; a second sweep finds nothing', async () => {
     const t = setup();
-    t.job('succeeded', NOW - 2 * TTL_MS);
+    await t.job('succeeded', NOW - 2 * TTL_MS);
     expect(t.sweeper.lastRun).toBeNull();
 
     const first = await t.sweeper.sweep(NOW);
@@ -145,7 +145,7 @@ describe('sweeper', () => {
 
   it('never overlaps itself: a sweep asked for while one runs shares its report', async () => {
     const t = setup();
-    t.job('failed', NOW - 2 * TTL_MS);
+    await t.job('failed', NOW - 2 * TTL_MS);
     const first = t.sweeper.sweep(NOW);
     const second = t.sweeper.sweep(NOW + 1);
     expect(second).toBe(first);

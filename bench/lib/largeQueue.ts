@@ -29,8 +29,9 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pino } from 'pino';
 import sharp from 'sharp';
 import { loadConfig } from '../../src/config.js';
-import { createJobRepository, type NewJob } from '../../src/db/jobRepository.js';
-import { openDatabase } from '../../src/db/open.js';
+import { openDatabase } from '../../src/db/sqlite/open.js';
+import { createSqliteStore } from '../../src/db/sqlite/store.js';
+import type { NewJob } from '../../src/jobs/types.js';
 import { createService, type Service } from '../../src/service.js';
 import { loadAverages, median } from './figures.js';
 import { postLoad, send } from './httpLoad.js';
@@ -64,9 +65,8 @@ const waitingJob = (runAt: number, priority: number, inputKey: string | null): N
 const ratio = (large: number, small: number): string => (large / small).toFixed(2);
 
 /** Fills one side's data folder: the waiting jobs, terminal jobs to prune. Returns keys of waiting jobs. */
-function fill(side: Side): string[] {
-  const db = openDatabase(path.join(side.dataDir, 'jobs.db'), { synchronous: 'NORMAL' });
-  const repo = createJobRepository(db);
+async function fill(side: Side): Promise<string[]> {
+  const store = createSqliteStore(openDatabase(path.join(side.dataDir, 'jobs.db'), { synchronous: 'NORMAL' }));
   const start = Date.now();
   const ownedKeys: string[] = [];
   for (let first = 0; first < side.queued; first += FILL_BATCH) {
@@ -76,13 +76,13 @@ function fill(side: Side): string[] {
       if (ownedKeys.length < 500) ownedKeys.push(key);
       batch.push(waitingJob(start + HOUR_MS + i * 1_000, i % 10, key));
     }
-    repo.insertJobs(batch, start);
+    await store.insertJobs(batch, start);
   }
-  repo.insertJobs(Array.from({ length: 1_000 }, () => waitingJob(start, 0, null)), start);
-  const done = repo.claimDue('filler', start, LEASE_MS, 1_000).map((job) => ({ jobId: job.id, owner: 'filler', attempt: job.attempts }));
-  repo.completeAndClaimDue(done, start, 'filler', LEASE_MS, 0);
-  repo.checkpoint();
-  db.close();
+  await store.insertJobs(Array.from({ length: 1_000 }, () => waitingJob(start, 0, null)), start);
+  const done = (await store.claimDue('filler', start, LEASE_MS, 1_000)).map((job) => ({ jobId: job.id, owner: 'filler', attempt: job.attempts }));
+  await store.completeAndClaimDue(done, start, 'filler', LEASE_MS, 0);
+  await store.checkpoint();
+  await store.close();
   return ownedKeys;
 }
 
@@ -99,21 +99,20 @@ function idleTempFiles(side: Side, ownedKeys: readonly string[]): void {
 }
 
 /** Median time of one claim of 5 when 2 jobs are due, on each side, the sides taking turns. */
-function claimCosts(sides: readonly Side[], claims: number): number[] {
-  const dbs = sides.map((side) => openDatabase(path.join(side.dataDir, 'jobs.db'), { synchronous: 'NORMAL' }));
-  const repos = dbs.map((db) => createJobRepository(db));
+async function claimCosts(sides: readonly Side[], claims: number): Promise<number[]> {
+  const stores = sides.map((side) => createSqliteStore(openDatabase(path.join(side.dataDir, 'jobs.db'), { synchronous: 'NORMAL' })));
   const times = sides.map(() => [] as number[]);
   for (let i = 0; i < claims; i += 1) {
-    for (const [index, repo] of repos.entries()) {
+    for (const [index, store] of stores.entries()) {
       const now = Date.now();
-      repo.insertJobs([waitingJob(now, 0, null), waitingJob(now, 0, null)], now);
+      await store.insertJobs([waitingJob(now, 0, null), waitingJob(now, 0, null)], now);
       const started = performance.now();
-      const claimed = repo.claimDue('bench', now, LEASE_MS, 5);
+      const claimed = await store.claimDue('bench', now, LEASE_MS, 5);
       times[index]!.push(performance.now() - started);
-      repo.completeAndClaimDue(claimed.map((job) => ({ jobId: job.id, owner: 'bench', attempt: job.attempts })), now, 'bench', LEASE_MS, 0);
+      await store.completeAndClaimDue(claimed.map((job) => ({ jobId: job.id, owner: 'bench', attempt: job.attempts })), now, 'bench', LEASE_MS, 0);
     }
   }
-  for (const db of dbs) db.close();
+  await Promise.all(stores.map((store) => store.close()));
   return times.map(median);
 }
 
@@ -164,11 +163,11 @@ export async function largeQueueBench(options: LargeQueueOptions): Promise<void>
     const ownedKeys: string[][] = [];
     for (const side of sides) {
       const started = performance.now();
-      ownedKeys.push(fill(side));
+      ownedKeys.push(await fill(side));
       console.log(`fill ${side.label}: ${side.queued} jobs in ${((performance.now() - started) / 1_000).toFixed(1)} s`);
     }
 
-    const [claimSmall, claimLarge] = claimCosts(sides, options.claims) as [number, number];
+    const [claimSmall, claimLarge] = (await claimCosts(sides, options.claims)) as [number, number];
     console.log(`claim_ms 1k=${claimSmall.toFixed(3)} large=${claimLarge.toFixed(3)} ratio=${ratio(claimLarge, claimSmall)}`);
 
     const services = [];
@@ -216,7 +215,7 @@ export async function largeQueueBench(options: LargeQueueOptions): Promise<void>
     console.log(`POST /jobs req_per_s 1k=${submitSmall.toFixed(0)} large=${submitLarge.toFixed(0)} cost_ratio=${ratio(submitSmall, submitLarge)}`);
 
     // The submitted jobs' conversions must not run beside the measured sweeps.
-    while (services.some(({ service }) => service.scheduler.running > 0)) await new Promise((resolve) => setTimeout(resolve, 100));
+    while (services.some(({ service }) => service.jobs.scheduler.running > 0)) await new Promise((resolve) => setTimeout(resolve, 100));
     const seen = [];
     for (const { service } of services) seen.push(await stalls(service));
     const [stallSmall, stallLarge] = seen as [{ sweep: number; samplers: number }, { sweep: number; samplers: number }];

@@ -1,10 +1,8 @@
 import Koa from 'koa';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import type { JobRepository } from '../db/jobRepository.js';
-import type { JobWatch } from '../jobs/jobWatch.js';
+import type { Jobs } from '../jobs/jobs.js';
 import type { Operations } from '../ops/operations.js';
-import type { Scheduler } from '../queue/scheduler.js';
 import type { DiskSpace } from '../storage/diskSpace.js';
 import type { TempStore } from '../storage/tempStore.js';
 import { authMiddleware } from './auth.js';
@@ -20,15 +18,11 @@ import { openApiRoutes } from './routes/openapi.js';
 export interface AppDeps {
   readonly config: Config;
   readonly log: Logger;
-  readonly repo: JobRepository;
-  readonly scheduler: Scheduler;
+  /** The jobs core: its verbs, its store for reads, and whether it is stopping (`/ready` answers 503, submissions are refused). */
+  readonly jobs: Jobs;
   readonly tempStore: TempStore;
   /** The free-disk check: submissions reserve against it, `/ready` reads it, a full disk is reported to it. */
   readonly disk: DiskSpace;
-  /** Set once shutdown begins: `/ready` answers 503 and submissions are refused. */
-  readonly lifecycle: { shuttingDown: boolean };
-  /** Wakes `GET /jobs/{id}` requests waiting for their job to end. */
-  readonly jobWatch: JobWatch;
   /** The sweeper, metrics, memory samples and runtime figures behind the debug routes, /metrics and the dashboard. */
   readonly ops: Operations;
 }

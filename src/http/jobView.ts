@@ -1,4 +1,4 @@
-import type { Job, JobImage } from '../db/jobRepository.js';
+import type { Job, JobImage } from '../jobs/types.js';
 import { ImageStatus, JobStatus } from '../jobs/states.js';
 import { templateWithoutQuery } from '../destination/httpUpload.js';
 

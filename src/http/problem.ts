@@ -1,5 +1,6 @@
 import type { Context, Middleware } from 'koa';
 import type { Logger } from 'pino';
+import { JobRefusedError, type Refusal } from '../jobs/errors.js';
 import { DISK_FULL, DiskFullError, UnconfirmedWriteError } from '../storage/diskFull.js';
 
 /**
@@ -47,6 +48,14 @@ const genericCodes: Record<number, string> = {
   415: 'unsupported_media_type',
 };
 
+/** The status each kind of the jobs core's refusals is answered with. */
+const refusalStatus: Record<Refusal, number> = {
+  invalid: 400,
+  unsupported: 415,
+  unprocessable: 422,
+  unavailable: 503,
+};
+
 interface KoaLikeError {
   status?: unknown;
   expose?: unknown;
@@ -77,13 +86,16 @@ export function problemMiddleware(log: Logger, onDiskFull: (error: DiskFullError
       let problem: HttpProblem;
       if (thrown instanceof HttpProblem) {
         problem = thrown;
+      } else if (thrown instanceof JobRefusedError) {
+        const status = refusalStatus[thrown.refusal];
+        problem = new HttpProblem(status, thrown.code, thrown.message, status === 503 ? { 'Retry-After': RETRY_AFTER_SECONDS } : {});
       } else if (thrown instanceof DiskFullError) {
         onDiskFull(thrown);
         problem = thrown instanceof UnconfirmedWriteError
           ? new HttpProblem(
             503, DISK_FULL,
-            `${thrown.committed}, but the disk is full and could not confirm it durable: it stands unless the machine loses power first.${thrown.location === null ? '' : ' Read its Location rather than sending the request again.'}`,
-            { 'Retry-After': RETRY_AFTER_SECONDS, ...(thrown.location === null ? {} : { Location: thrown.location }) },
+            `${thrown.committed}, but the disk is full and could not confirm it durable: it stands unless the machine loses power first.${thrown.jobId === null ? '' : ' Read its Location rather than sending the request again.'}`,
+            { 'Retry-After': RETRY_AFTER_SECONDS, ...(thrown.jobId === null ? {} : { Location: `/jobs/${thrown.jobId}` }) },
           )
           : new HttpProblem(503, DISK_FULL, 'The disk is full: nothing was stored or changed. Try again later.', { 'Retry-After': RETRY_AFTER_SECONDS });
       } else {

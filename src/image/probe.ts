@@ -15,10 +15,9 @@ export interface ProbedImage {
   readonly pages: number;
 }
 
-/** An upload the service will not take; `status` and `code` are what the API answers. */
+/** An upload the service will not take; `code` says why (see `refusals` in `src/jobs/errors.ts`). */
 export class ImageRefusedError extends Error {
   constructor(
-    readonly status: 415 | 422,
     readonly code: 'unsupported_media_type' | 'image_too_large' | 'image_corrupt',
     message: string,
   ) {
@@ -110,9 +109,10 @@ async function headerOf(file: UploadedFile, format: ProbedFormat) {
  * Decides whether an uploaded file is an image the service converts, from
  * its bytes alone (never the client's content type or name): the format is
  * sniffed from its head, then the header is read without decoding a pixel
- * to get the size and refuse pixel bombs. Throws `ImageRefusedError`: 415
- * for anything that is not an accepted raster format (SVG, PDF, HEVC HEIC,
- * text…), 422 when the header is unreadable or the frames hold more than
+ * to get the size and refuse pixel bombs. Throws `ImageRefusedError`:
+ * `unsupported_media_type` for anything that is not an accepted raster format
+ * (SVG, PDF, HEVC HEIC, text…), `image_corrupt` when the header is
+ * unreadable, `image_too_large` when the frames hold more than
  * `maxInputPixels` pixels in total.
  */
 export async function probeImage(file: UploadedFile, maxInputPixels: number): Promise<ProbedImage> {
@@ -120,27 +120,26 @@ export async function probeImage(file: UploadedFile, maxInputPixels: number): Pr
   const format = sniffed === undefined ? (hasTiffSignature(file.head) ? 'tiff' : undefined) : acceptedSniffs[sniffed.ext];
   if (format === undefined) {
     const what = sniffed === undefined ? 'not a recognised image' : sniffed.mime;
-    throw new ImageRefusedError(415, 'unsupported_media_type', `the file is ${what}; send ${ACCEPTED_LIST}`);
+    throw new ImageRefusedError('unsupported_media_type', `the file is ${what}; send ${ACCEPTED_LIST}`);
   }
 
   let header;
   try {
     header = await headerOf(file, format);
   } catch (error) {
-    throw new ImageRefusedError(422, 'image_corrupt', `the ${format} header cannot be read (${sharpDetail(error, file.path)}); the file is damaged or incomplete`);
+    throw new ImageRefusedError('image_corrupt', `the ${format} header cannot be read (${sharpDetail(error, file.path)}); the file is damaged or incomplete`);
   }
   if (header.format !== sharpFormatOf[format]) {
-    throw new ImageRefusedError(415, 'unsupported_media_type', `the file looks like ${format} but decodes as ${header.format}; send ${ACCEPTED_LIST}`);
+    throw new ImageRefusedError('unsupported_media_type', `the file looks like ${format} but decodes as ${header.format}; send ${ACCEPTED_LIST}`);
   }
   if (header.format === 'heif' && header.compression !== 'av1') {
-    throw new ImageRefusedError(415, 'unsupported_media_type', `HEIF images compressed with ${header.compression ?? 'an unknown codec'} are not supported; send AVIF or JPEG`);
+    throw new ImageRefusedError('unsupported_media_type', `HEIF images compressed with ${header.compression ?? 'an unknown codec'} are not supported; send AVIF or JPEG`);
   }
 
   const pixels = header.width * header.height * header.pages;
   if (pixels > maxInputPixels) {
     const frames = header.pages > 1 ? ` x ${header.pages} frames` : '';
     throw new ImageRefusedError(
-      422,
       'image_too_large',
       `${header.width}x${header.height}${frames} is ${pixels} pixels, above the limit of ${maxInputPixels}; send a smaller image`,
     );

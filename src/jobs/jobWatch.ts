@@ -1,21 +1,17 @@
 /**
  * Wakes requests that wait for a job to change (`GET /jobs/{id}` with
- * `Prefer: wait=N`): the scheduler reports each attempt's end, the cancel
- * route each cancel. Only changes made by this process are reported, so a
- * waiting request also reads its job again every second (`RECHECK_MS` in
- * routes/jobs.ts), for changes made by another process sharing the database.
+ * `Prefer: wait=N`, through `Jobs.waitForEnd`): the store's `ended` signals,
+ * from this instance or another sharing the store, report each job's end.
  */
 export interface JobWatch {
   /**
-   * Resolves when `jobId` is reported changed, when `ms` have passed, when
-   * `signal` aborts or when `wakeAll` is called; never rejects. Nothing of
+   * Resolves when `jobId` is reported changed, when `ms` have passed or when
+   * `signal` aborts; never rejects. Nothing of
    * the wait is kept after it resolves.
    */
   wait(jobId: number, ms: number, signal: AbortSignal): Promise<void>;
   /** Ends every wait on `jobId` now. */
   changed(jobId: number): void;
-  /** Ends every wait now (shutdown). */
-  wakeAll(): void;
   /** Waits in progress. */
   readonly size: number;
 }
@@ -55,10 +51,6 @@ export function createJobWatch(): JobWatch {
     changed(jobId) {
       const ofJob = waiters.get(jobId);
       if (ofJob) wake(ofJob);
-    },
-
-    wakeAll() {
-      for (const ofJob of [...waiters.values()]) wake(ofJob);
     },
 
     get size() {

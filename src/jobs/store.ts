@@ -28,8 +28,8 @@ export interface JobStore {
 
   /**
    * Subscribes to the signals every instance's commits raise (see
-   * `JobSignal`), this instance's right after its commit. Called once, before
-   * any write.
+   * `JobSignal`), this instance's right after its commit. Each listener
+   * subscribes once, before it needs to hear of any write.
    */
   onSignal(listener: (signal: JobSignal) => void): void;
 

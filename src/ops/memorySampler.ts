@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { JobRepository } from '../db/jobRepository.js';
+import type { JobStore } from '../jobs/store.js';
 import { SampleRing } from './sampleRing.js';
 
 /** One point of the dashboard's chart. */
@@ -18,7 +18,7 @@ export interface MemorySample {
 }
 
 export interface MemorySamplerOptions {
-  readonly repo: JobRepository;
+  readonly store: JobStore;
   readonly log: Logger;
   /** One sample every 10 s and 360 slots: the last hour. */
   readonly intervalMs?: number;
@@ -35,10 +35,10 @@ export function createMemorySampler(options: MemorySamplerOptions) {
   const now = options.now ?? Date.now;
   let timer: NodeJS.Timeout | null = null;
 
-  function take(): void {
+  async function take(): Promise<void> {
     try {
+      const counts = await options.store.countByStatus();
       const usage = process.memoryUsage();
-      const counts = options.repo.countByStatus();
       ring.push({
         at: now(),
         rssBytes: usage.rss,
@@ -64,12 +64,15 @@ export function createMemorySampler(options: MemorySamplerOptions) {
     /** Takes one sample now; the timer calls this every interval. */
     sample: take,
 
-    /** Takes a first sample at once, then one per interval; the timer never keeps the process alive. */
-    start(): void {
+    /**
+     * Takes a first sample at once, then one per interval; the timer never
+     * keeps the process alive. Resolves once the first sample is in.
+     */
+    async start(): Promise<void> {
       if (timer !== null) return;
-      take();
-      timer = setInterval(take, intervalMs);
+      timer = setInterval(() => void take(), intervalMs);
       timer.unref();
+      await take();
     },
 
     stop(): void {

@@ -1,4 +1,4 @@
-import type { JobRepository } from '../db/jobRepository.js';
+import type { JobStore } from '../jobs/store.js';
 import type { TempStore } from '../storage/tempStore.js';
 import type { RuntimeMonitor } from './runtimeMonitor.js';
 import { sharpState } from './sharpState.js';
@@ -11,7 +11,7 @@ import type { SweepReport } from './sweeper.js';
  */
 
 export interface MemoryStatsSources {
-  readonly repo: JobRepository;
+  readonly store: JobStore;
   readonly tempStore: TempStore;
   readonly runtime: RuntimeMonitor;
   readonly scheduler: { readonly running: number };
@@ -33,7 +33,8 @@ export function sweepView(report: SweepReport) {
     temp_files_removed: report.tempFilesRemoved,
     temp_bytes_removed: report.tempBytesRemoved,
     removal_failures: report.removalFailures,
-    wal_checkpoint: {
+    skipped: report.skipped,
+    wal_checkpoint: report.walCheckpoint === null ? null : {
       log_frames: report.walCheckpoint.log,
       checkpointed_frames: report.walCheckpoint.checkpointed,
       busy: report.walCheckpoint.busy === 1,
@@ -42,10 +43,10 @@ export function sweepView(report: SweepReport) {
 }
 
 export async function memoryStats(sources: MemoryStatsSources, now = Date.now()) {
-  const { repo, tempStore, runtime, scheduler, sweeper } = sources;
+  const { store, tempStore, runtime, scheduler, sweeper } = sources;
   const temp = await tempStore.list();
   const usage = process.memoryUsage();
-  const images = repo.imageCounts();
+  const images = await store.imageCounts();
   const sharp = sharpState();
   const loopDelay = runtime.eventLoopDelay();
 

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { JobRepository } from '../db/jobRepository.js';
-import { jobStatuses } from '../jobs/states.js';
 import type { JobWatch } from '../jobs/jobWatch.js';
+import { jobStatuses } from '../jobs/states.js';
+import type { JobStore } from '../jobs/store.js';
 import type { AttemptEnd } from '../queue/scheduler.js';
 import type { TempFiles, TempStore } from '../storage/tempStore.js';
 import type { EventLoopDelay, RuntimeMonitor } from './runtimeMonitor.js';
@@ -14,14 +14,17 @@ import type { SweepReport } from './sweeper.js';
  * global one, so several services can live in one process). Figures the
  * database or the runtime already hold are read at scrape time; events are
  * counted as they happen: attempt ends (the scheduler's `onAttemptEnd`) and
- * sweeps.
+ * sweeps. Every series carries the answering instance's `instance_id`: the
+ * queue's figures are the shared database's, the rest this process's own.
  */
 
 export interface MetricsOptions {
-  readonly repo: JobRepository;
+  readonly store: JobStore;
   readonly tempStore: TempStore;
   readonly runtime: RuntimeMonitor;
   readonly jobWatch: JobWatch;
+  /** Which instance answers a scrape (see `Scheduler.owner`). */
+  readonly instanceId: string;
   readonly log: Logger;
 }
 
@@ -69,8 +72,9 @@ function registerLoopDelay(registry: Registry, runtime: RuntimeMonitor): void {
 export type Metrics = ReturnType<typeof createMetrics>;
 
 export function createMetrics(options: MetricsOptions) {
-  const { repo, tempStore, runtime, jobWatch, log } = options;
+  const { store, tempStore, runtime, jobWatch, log } = options;
   const registry = new Registry();
+  registry.setDefaultLabels({ instance_id: options.instanceId });
   const registers = [registry];
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: NEVER_MS });
   registerLoopDelay(registry, runtime);
@@ -80,8 +84,8 @@ export function createMetrics(options: MetricsOptions) {
     help: 'Jobs in the database by status (terminal jobs until the sweeper prunes them).',
     labelNames: ['status'],
     registers,
-    collect() {
-      const counts = repo.countByStatus();
+    async collect() {
+      const counts = await store.countByStatus();
       for (const status of jobStatuses) this.set({ status }, counts[status]);
     },
   });
@@ -99,8 +103,8 @@ export function createMetrics(options: MetricsOptions) {
     name: 'image_jobs_queue_depth',
     help: 'Jobs queued or running: the figure MAX_QUEUED_JOBS bounds.',
     registers,
-    collect() {
-      this.set(repo.liveCount());
+    async collect() {
+      this.set(await store.liveCount());
     },
   });
 
@@ -109,8 +113,8 @@ export function createMetrics(options: MetricsOptions) {
     help: 'Images in the database: "pending" of queued or running jobs, "completed" of retained succeeded jobs.',
     labelNames: ['state'],
     registers,
-    collect() {
-      const counts = repo.imageCounts();
+    async collect() {
+      const counts = await store.imageCounts();
       this.set({ state: 'pending' }, counts.pending);
       this.set({ state: 'completed' }, counts.completed);
     },
@@ -237,8 +241,11 @@ export function createMetrics(options: MetricsOptions) {
   return {
     registry,
 
-    /** The scheduler's `onAttemptEnd`. Never throws: a metrics failure must not disturb the attempt's end. */
-    recordAttemptEnd(end: AttemptEnd): void {
+    /**
+     * The scheduler's `onAttemptEnd`; resolves once a succeeded job's images
+     * are counted. Never rejects: a metrics failure must not disturb the attempt's end.
+     */
+    async recordAttemptEnd(end: AttemptEnd): Promise<void> {
       try {
         attempts.inc({ outcome: end.outcome });
         attemptDuration.observe({ outcome: end.outcome }, end.durationMs / 1000);
@@ -246,7 +253,7 @@ export function createMetrics(options: MetricsOptions) {
           jobDuration.observe({ status: end.outcome }, Math.max(0, Date.now() - end.job.createdAt) / 1000);
         }
         if (end.outcome === 'succeeded') {
-          const images = repo.listImages(end.job.id);
+          const images = await store.listImages(end.job.id);
           imagesProcessed.inc(images.length);
           bytesIn.inc(images.reduce((sum, image) => sum + image.inputBytes, 0));
           bytesOut.inc(images.reduce((sum, image) => sum + (image.outputBytes ?? 0), 0));

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import type { JobRepository } from '../db/jobRepository.js';
 import type { JobWatch } from '../jobs/jobWatch.js';
+import type { JobStore } from '../jobs/store.js';
 import type { TempStore } from '../storage/tempStore.js';
 import { createMemorySampler, type MemorySampler } from './memorySampler.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -23,23 +23,25 @@ export interface Operations {
 export interface OperationsDeps {
   readonly config: Config;
   readonly log: Logger;
-  readonly repo: JobRepository;
+  readonly store: JobStore;
   readonly tempStore: TempStore;
   readonly jobWatch: JobWatch;
+  /** Which instance this is, in the metrics (see `Scheduler.owner`). */
+  readonly instanceId: string;
 }
 
-export function createOperations({ config, log, repo, tempStore, jobWatch }: OperationsDeps): Operations {
+export function createOperations({ config, log, store, tempStore, jobWatch, instanceId }: OperationsDeps): Operations {
   const runtime = createRuntimeMonitor();
-  const metrics = createMetrics({ repo, tempStore, runtime, jobWatch, log });
+  const metrics = createMetrics({ store, tempStore, runtime, jobWatch, instanceId, log });
   const sweeper = createSweeper({
     config,
-    repo,
+    store,
     tempStore,
     log,
     onSweep: metrics.recordSweep,
     onSweepFailed: metrics.recordSweepFailure,
   });
-  const sampler = createMemorySampler({ repo, log });
+  const sampler = createMemorySampler({ store, log });
 
   return {
     runtime,
@@ -49,7 +51,7 @@ export function createOperations({ config, log, repo, tempStore, jobWatch }: Ope
 
     start(): void {
       runtime.start();
-      sampler.start();
+      void sampler.start();
       sweeper.start();
     },
 

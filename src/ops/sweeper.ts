@@ -5,7 +5,7 @@ import { setImmediate } from 'node:timers/promises';
 import cron, { type Logger as CronLogger, type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import type { JobRepository } from '../db/jobRepository.js';
+import type { JobStore } from '../jobs/store.js';
 import { DiskFullError } from '../storage/diskFull.js';
 import type { TempStore } from '../storage/tempStore.js';
 
@@ -13,14 +13,18 @@ import type { TempStore } from '../storage/tempStore.js';
  * The sweeper keeps the service's disk and database bounded: it prunes
  * terminal jobs (by age, then beyond MAX_COMPLETED_JOBS), deletes the local
  * results of jobs no longer in the database, deletes temp files no live job
- * owns, and truncates the WAL. `sweep(now)` is a plain function of the clock;
- * node-cron only calls it.
+ * owns, and truncates SQLite's WAL. `sweep(now)` is a plain function of the
+ * clock; node-cron only calls it. Instances sharing a store sweep one at a
+ * time (`JobStore.exclusively`): an instance whose tick finds another
+ * sweeping skips it.
  */
 
 /** What one sweep did. */
 export interface SweepReport {
   /** The `now` the sweep ran with, epoch ms. */
   readonly at: number;
+  /** True when another instance sharing the store was sweeping: this one did nothing. */
+  readonly skipped: boolean;
   readonly durationMs: number;
   /** Terminal jobs deleted with their images and events. */
   readonly jobsPruned: number;
@@ -31,13 +35,16 @@ export interface SweepReport {
   readonly tempBytesRemoved: number;
   /** Folders or temp files that could not be removed (logged; the next sweep tries again). */
   readonly removalFailures: number;
-  /** The WAL checkpoint's result: frames in the log, frames copied back, and 1 when a reader kept it busy (with -1 frames, as SQLite says, when it could not run: a full disk). */
-  readonly walCheckpoint: { readonly busy: number; readonly log: number; readonly checkpointed: number };
+  /**
+   * SQLite's WAL checkpoint: frames in the log, frames copied back, and 1 when a reader kept it busy (with -1
+   * frames, as SQLite says, when it could not run: a full disk); null on PostgreSQL, or when the sweep was skipped.
+   */
+  readonly walCheckpoint: { readonly busy: number; readonly log: number; readonly checkpointed: number } | null;
 }
 
 export interface SweeperOptions {
   readonly config: Pick<Config, 'outputDir' | 'completedTtlMs' | 'maxCompletedJobs' | 'sweepCron'>;
-  readonly repo: JobRepository;
+  readonly store: JobStore;
   readonly tempStore: TempStore;
   readonly log: Logger;
   /** How long a key's unowned temp files must have been idle before they are deleted. */
@@ -62,7 +69,7 @@ const JOB_FOLDER = /^[1-9]\d{0,15}$/;
 export type Sweeper = ReturnType<typeof createSweeper>;
 
 export function createSweeper(options: SweeperOptions) {
-  const { config, repo, tempStore, log } = options;
+  const { config, store, tempStore, log } = options;
   const tempGraceMs = options.tempGraceMs ?? TEMP_GRACE_MS;
   let inFlight: Promise<SweepReport> | null = null;
   let lastRun: SweepReport | null = null;
@@ -86,7 +93,7 @@ export function createSweeper(options: SweeperOptions) {
       throw error;
     });
     const ids = names.filter((name) => JOB_FOLDER.test(name)).map(Number);
-    const known = repo.existingJobIds(ids);
+    const known = await store.existingJobIds(ids);
     return ids.filter((id) => !known.has(id)).map(String);
   }
 
@@ -94,9 +101,9 @@ export function createSweeper(options: SweeperOptions) {
    * A database step that met a full disk is skipped, not fatal: the file
    * removals after it are what gives space back. The next sweep tries it again.
    */
-  function unlessDiskFull<T>(step: () => T, skipped: T, what: string): T {
+  async function unlessDiskFull<T>(step: () => Promise<T>, skipped: T, what: string): Promise<T> {
     try {
-      return step();
+      return await step();
     } catch (error) {
       if (!(error instanceof DiskFullError)) throw error;
       log.warn({ err: error, what }, 'sweeper step skipped: the disk is full; the next sweep tries again');
@@ -106,10 +113,20 @@ export function createSweeper(options: SweeperOptions) {
 
   async function run(now: number): Promise<SweepReport> {
     const started = performance.now();
+    const report = await store.exclusively('sweeper', () => sweepHere(now, started));
+    if (report !== null) return report;
+    log.info('another instance is sweeping: this sweep is skipped');
+    return {
+      at: now, skipped: true, durationMs: 0, jobsPruned: 0, outputFoldersRemoved: 0, tempFilesRemoved: 0, tempBytesRemoved: 0, removalFailures: 0,
+      walCheckpoint: null,
+    };
+  }
+
+  async function sweepHere(now: number, started: number): Promise<SweepReport> {
     // In batches, yielding between them: a sweep after a busy hour must not hold the event loop while it deletes.
     let jobsPruned = 0;
     for (;;) {
-      const pruned = unlessDiskFull(() => repo.pruneTerminal(now - config.completedTtlMs, config.maxCompletedJobs).length, 0, 'prune');
+      const pruned = await unlessDiskFull(async () => (await store.pruneTerminal(now - config.completedTtlMs, config.maxCompletedJobs)).length, 0, 'prune');
       if (pruned === 0) break;
       jobsPruned += pruned;
       await setImmediate();
@@ -131,7 +148,7 @@ export function createSweeper(options: SweeperOptions) {
     let tempBytesRemoved = 0;
     for (let start = 0; start < idle.length; start += KEY_CHUNK) {
       const chunk = idle.slice(start, start + KEY_CHUNK);
-      const live = repo.liveKeysAmong(chunk.map((files) => files.key));
+      const live = await store.liveKeysAmong(chunk.map((files) => files.key));
       for (const files of chunk) {
         if (live.has(files.key)) continue;
         if (await tryRemove(() => tempStore.removeFiles(files), `temp files of ${files.key}`)) {
@@ -144,9 +161,10 @@ export function createSweeper(options: SweeperOptions) {
       await setImmediate();
     }
 
-    const walCheckpoint = unlessDiskFull(() => repo.checkpoint(), { busy: 1, log: -1, checkpointed: -1 }, 'WAL checkpoint');
+    const walCheckpoint = await unlessDiskFull(() => store.checkpoint(), { busy: 1, log: -1, checkpointed: -1 }, 'WAL checkpoint');
     return {
       at: now,
+      skipped: false,
       durationMs: Math.round((performance.now() - started) * 100) / 100,
       jobsPruned,
       outputFoldersRemoved,

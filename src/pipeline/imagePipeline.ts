@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import type { AttemptRef, Job, JobImage, JobRepository } from '../db/jobRepository.js';
 import { ImageStatus } from '../jobs/states.js';
+import type { Job, JobImage } from '../jobs/types.js';
 import { createDestinations } from '../destination/index.js';
 import { createConverter } from '../image/convert.js';
 import { outputFormatInfo } from '../image/outputFormat.js';
@@ -16,7 +16,6 @@ import { readJobSpec, type JobSpec } from './jobSpec.js';
 
 export interface ImagePipelineDeps {
   readonly config: Config;
-  readonly repo: JobRepository;
   readonly tempStore: TempStore;
   readonly log: Logger;
   /** The one semaphore bounding conversions in flight across all jobs; created once by the caller. */
@@ -25,8 +24,7 @@ export interface ImagePipelineDeps {
 
 /** One attempt's fixed facts, handed to each image. */
 interface AttemptScope {
-  readonly job: Job;
-  readonly ref: AttemptRef;
+  readonly attempt: AttemptContext;
   readonly spec: JobSpec;
   /** Epoch ms when the attempt's time runs out. */
   readonly deadline: number;
@@ -52,7 +50,7 @@ interface ImageSignals {
  * kept until the job ends (then `release` removes them).
  */
 export function createImagePipeline(deps: ImagePipelineDeps): JobHandler {
-  const { config, repo, tempStore, log } = deps;
+  const { config, tempStore, log } = deps;
   log.info({ sharp: configureSharp(), convertConcurrency: deps.conversions.limit }, 'image pipeline ready');
   const converter = createConverter({
     webpQuality: config.webpQuality,
@@ -64,7 +62,8 @@ export function createImagePipeline(deps: ImagePipelineDeps): JobHandler {
 
   /** Converts, delivers and records one image, then frees its temp files. */
   async function processImage(scope: AttemptScope, image: JobImage, signals: ImageSignals): Promise<void> {
-    const { job, ref, spec } = scope;
+    const { attempt, spec } = scope;
+    const { job, ref } = attempt;
     const { index } = image;
     const input = tempStore.inputPath(spec.inputKey, index);
     const output = tempStore.outputPath(spec.inputKey, index, outputFormatInfo[spec.options.format].extension);
@@ -88,7 +87,7 @@ export function createImagePipeline(deps: ImagePipelineDeps): JobHandler {
         outputFormat: converted.format, outputWidth: converted.width, outputHeight: converted.height,
         outputBytes: converted.bytes, scaledToFit: converted.scaledToFit, location,
       };
-      if (!repo.recordDelivered(ref, index, delivered, Date.now())) {
+      if (!(await attempt.delivered(index, delivered))) {
         // The guarded write found another owner (cancelled, lease lost): nothing more is ours to do.
         throw new TransientError('attempt_superseded', `job ${job.id} is no longer held by attempt ${ref.attempt}; stopping`);
       }
@@ -116,7 +115,7 @@ export function createImagePipeline(deps: ImagePipelineDeps): JobHandler {
     const signals: ImageSignals = { attempt: attemptSignal, any: AbortSignal.any([attemptSignal, stop.signal]) };
     // Never rejects. Aborting an aborted controller changes nothing: its reason stays the first failure.
     const images = Promise.all(batch.map((image) => processImage(scope, image, signals).catch((error: unknown) => stop.abort(error))));
-    const jobId = scope.job.id;
+    const jobId = scope.attempt.job.id;
     settling.set(jobId, images);
     void images.then(() => {
       if (settling.get(jobId) === images) settling.delete(jobId);
@@ -126,22 +125,23 @@ export function createImagePipeline(deps: ImagePipelineDeps): JobHandler {
   }
 
   return {
-    async perform({ job, ref, signal }: AttemptContext): Promise<void> {
+    async perform(attempt: AttemptContext): Promise<void> {
+      const { job, signal } = attempt;
       await settling.get(job.id);
       const deadline = Date.now() + config.jobTimeoutMs;
-      const pending = repo.listImages(job.id).filter((image) => image.status !== ImageStatus.delivered);
+      const pending = (await attempt.images()).filter((image) => image.status !== ImageStatus.delivered);
       if (pending.length === 0) return;
-      const scope: AttemptScope = { job, ref, spec: readJobSpec(job), deadline };
+      const scope: AttemptScope = { attempt, spec: readJobSpec(job), deadline };
       for (let start = 0; start < pending.length; start += config.imageBatchSize) {
         await processBatch(scope, pending.slice(start, start + config.imageBatchSize), signal);
       }
     },
 
-    async release(job: Job): Promise<void> {
+    async release(job: Job, images: () => Promise<JobImage[]>): Promise<void> {
       await settling.get(job.id);
       if (job.inputKey === null) return;
       // A delivered image's input went as it was recorded; the rest go now.
-      const kept = repo.listImages(job.id).filter((image) => image.status !== ImageStatus.delivered);
+      const kept = (await images()).filter((image) => image.status !== ImageStatus.delivered);
       await tempStore.removeInputs(job.inputKey, kept.map((image) => image.index));
     },
   };

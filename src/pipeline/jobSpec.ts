@@ -1,4 +1,4 @@
-import type { Job } from '../db/jobRepository.js';
+import type { Job } from '../jobs/types.js';
 import { destinationSchema, jobOptionsSchema, type ConversionOptions, type Destination } from '../jobs/options.js';
 import { PermanentError } from '../queue/errors.js';
 

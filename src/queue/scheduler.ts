@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import type { Logger } from 'pino';
-import { groupCommit } from '../db/groupCommit.js';
-import type { AttemptRef, Job, JobRepository } from '../db/jobRepository.js';
-import { isTerminal } from '../jobs/states.js';
-import { confirmDurable } from '../storage/diskFull.js';
+import { groupCommit } from '../jobs/groupCommit.js';
+import { isTerminal, JobStatus } from '../jobs/states.js';
+import type { JobStore } from '../jobs/store.js';
+import type { AttemptRef, DeliveredImage, Job, JobImage } from '../jobs/types.js';
 import { logAttemptEnd, type RecordedFailure } from './attemptLog.js';
 import { AttemptTimeoutError, classifyError } from './errors.js';
 import { decideRetry, type RetrySettings } from './retryPolicy.js';
@@ -17,18 +17,22 @@ export interface AttemptContext {
   readonly ref: AttemptRef;
   /** Fires on timeout, cancellation, lost lease or shutdown; the work must stop promptly. */
   readonly signal: AbortSignal;
+  /** The job's images as stored now, delivered ones included. */
+  images(): Promise<JobImage[]>;
+  /** Records image `index` delivered, fenced by the attempt; false when the attempt no longer holds its job. */
+  delivered(index: number, image: DeliveredImage): Promise<boolean>;
 }
 
 /** The work the scheduler runs, which it knows nothing else about. */
 export interface JobHandler {
   /** Performs one attempt. Resolving means the job is done; throwing hands the error to the retry policy. */
   perform(context: AttemptContext): Promise<void>;
-  /** Frees a job's resources once it has ended for good. Must be idempotent. */
-  release(job: Job): Promise<void>;
+  /** Frees a job's resources once it has ended for good, given a way to read its images. Must be idempotent. */
+  release(job: Job, images: () => Promise<JobImage[]>): Promise<void>;
 }
 
 export interface SchedulerOptions extends RetrySettings {
-  readonly repo: JobRepository;
+  readonly store: JobStore;
   readonly handler: JobHandler;
   readonly log: Logger;
   readonly maxConcurrentJobs: number;
@@ -153,7 +157,7 @@ export type Scheduler = ReturnType<typeof createScheduler>;
  * own slots in the transaction that records them. No error escapes the loop.
  */
 export function createScheduler(options: SchedulerOptions) {
-  const { repo, handler, log } = options;
+  const { store, handler, log } = options;
   const leaseMs = options.leaseMs ?? 30_000;
   const heartbeatMs = options.heartbeatMs ?? Math.floor(leaseMs / 3);
   const owner = newOwnerId();
@@ -175,6 +179,34 @@ export function createScheduler(options: SchedulerOptions) {
   let heartbeatTimer: NodeJS.Timeout | null = null;
   /** When the armed heartbeat fires (epoch ms, real time whatever `now` says). */
   let heartbeatAt = Number.POSITIVE_INFINITY;
+
+  // Work made due and cancels committed by any instance sharing the store, this one's included.
+  store.onSignal((signal) => {
+    if (signal.kind === 'due') notify(signal.runAt);
+    else if (signal.status === JobStatus.cancelled) cancelled(signal.jobIds);
+  });
+
+  /**
+   * Told that a job was inserted or made due at `runAt`. Wakes the loop
+   * unless it will look in time by itself: it sleeps until a time no later
+   * than `runAt`, or until a slot frees (it claims whatever is due then).
+   */
+  function notify(runAt: number): void {
+    if (wakeUp !== null && (waitingForSlot || wakesAt <= runAt)) return;
+    wake();
+  }
+
+  /**
+   * Told that jobs were cancelled: an attempt of this process still running
+   * one of them stops at once (the cancel has committed, so its fenced writes
+   * could change nothing).
+   */
+  function cancelled(jobIds: readonly number[]): void {
+    for (const jobId of jobIds) {
+      const local = inFlight.get(jobId);
+      if (local) abortAttempt(local, new CancelAbort());
+    }
+  }
 
   function wake(): void {
     wakePending = true;
@@ -207,17 +239,16 @@ export function createScheduler(options: SchedulerOptions) {
     let failing: string | null = null;
     while (!stopping) {
       try {
-        const free = slots.limit - slots.inUse;
-        if (free === 0) {
+        const reserved = freeSlots();
+        if (reserved.length === 0) {
           await sleep(null, true); // a finishing attempt wakes us
           continue;
         }
-        const claimed = repo.claimDue(owner, now(), leaseMs, free);
+        const claimed = await claimInto(reserved);
         if (failing !== null) log.info({ code: failing }, 'scheduler loop recovered');
         failing = null;
-        for (const job of claimed) start(job);
-        if (claimed.length === free) continue;
-        await sleep(repo.nextRunAt());
+        if (claimed === reserved.length) continue;
+        await sleep(await store.nextRunAt());
       } catch (error) {
         // A busy or failing database must not end the loop: log, back off, go on.
         const { code } = classifyError(error);
@@ -228,10 +259,33 @@ export function createScheduler(options: SchedulerOptions) {
     }
   }
 
-  function start(job: Job): void {
-    // The claim asked for no more jobs than there were free slots.
-    const freeSlot = slots.tryAcquire();
-    if (freeSlot === null) throw new Error('claimed a job without a free slot');
+  /** Every slot free now, taken: a claim reserves the slots of the jobs it may get before it asks, so two claims in flight never share one. */
+  function freeSlots(): (() => void)[] {
+    const taken: (() => void)[] = [];
+    for (let slot = slots.tryAcquire(); slot !== null; slot = slots.tryAcquire()) taken.push(slot);
+    return taken;
+  }
+
+  /** Starts each of `jobs` in one of `reserved` (there are at least as many), and gives the other slots back. */
+  function startIn(jobs: readonly Job[], reserved: readonly (() => void)[]): void {
+    jobs.forEach((job, i) => start(job, reserved[i] as () => void));
+    for (const slot of reserved.slice(jobs.length)) slot();
+  }
+
+  /** Claims as many due jobs as `reserved` holds slots; the slots go back if the claim fails. */
+  async function claimInto(reserved: readonly (() => void)[]): Promise<number> {
+    let claimed: Job[];
+    try {
+      claimed = await store.claimDue(owner, now(), leaseMs, reserved.length);
+    } catch (error) {
+      startIn([], reserved);
+      throw error;
+    }
+    startIn(claimed, reserved);
+    return claimed.length;
+  }
+
+  function start(job: Job, freeSlot: () => void): void {
     const ref: AttemptRef = { jobId: job.id, owner, attempt: job.attempts };
     const attempt: InFlight = { job, ref, controller: new AbortController(), freeSlot, stopWaiting: () => {}, slotPassedOn: false };
     inFlight.set(job.id, attempt);
@@ -259,6 +313,8 @@ export function createScheduler(options: SchedulerOptions) {
   async function runAttempt(attempt: InFlight): Promise<void> {
     const { job, ref, controller } = attempt;
     const { signal } = controller;
+    const images = (): Promise<JobImage[]> => store.listImages(job.id);
+    const delivered = (index: number, image: DeliveredImage): Promise<boolean> => store.recordDelivered(ref, index, image, now());
     const timer = setTimeout(() => abortAttempt(attempt, new AttemptTimeoutError(options.jobTimeoutMs)), options.jobTimeoutMs);
     const startedAt = now();
     log.info({ jobId: job.id, attempt: ref.attempt }, 'attempt started');
@@ -268,7 +324,7 @@ export function createScheduler(options: SchedulerOptions) {
       await new Promise<void>((resolve, reject) => {
         attempt.stopWaiting = reject;
         // `then` turns a synchronous throw of the work into a rejection.
-        Promise.resolve().then(() => handler.perform({ job, ref, signal })).then(resolve, reject);
+        Promise.resolve().then(() => handler.perform({ job, ref, signal, images, delivered })).then(resolve, reject);
       });
       ok = true;
     } catch (error) {
@@ -300,8 +356,8 @@ export function createScheduler(options: SchedulerOptions) {
     try {
       // Whatever this attempt could or could not write, a job that has ended
       // (here, by a cancel, or elsewhere) gives its files back.
-      const current = ended ? null : repo.getJob(job.id);
-      if (ended || (current !== null && isTerminal(current.status))) await handler.release(current ?? job);
+      const current = ended ? null : await store.getJob(job.id);
+      if (ended || (current !== null && isTerminal(current.status))) await handler.release(current ?? job, images);
     } catch (error) {
       log.error({ err: error, jobId: job.id }, 'could not release an ended job\'s files; the sweeper will');
     }
@@ -315,12 +371,12 @@ export function createScheduler(options: SchedulerOptions) {
       const ended = await completeAttempt(attempt);
       return { outcome: ended ? 'succeeded' : 'superseded', failure: null, ended };
     }
-    if (thrown instanceof ShutdownAbort) return { outcome: repo.returnAttempt(ref, at) ? 'returned' : 'superseded', failure: null, ended: false };
+    if (thrown instanceof ShutdownAbort) return { outcome: (await store.returnAttempt(ref, at)) ? 'returned' : 'superseded', failure: null, ended: false };
     if (thrown instanceof CancelAbort) return { outcome: 'cancelled', failure: null, ended: false };
     if (thrown instanceof LeaseLostAbort) return { outcome: 'superseded', failure: null, ended: false };
     const classified = classifyError(thrown);
     const { retryAt, message } = decideRetry(classified, job, at, options, options.random);
-    const written = repo.failAttempt(ref, { code: classified.code, message }, retryAt, at);
+    const written = await store.failAttempt(ref, { code: classified.code, message }, retryAt, at);
     if (written === null) return { outcome: 'superseded', failure: null, ended: false };
     return { outcome: written, failure: { code: classified.code, message, retryAt }, ended: written === 'failed' };
   }
@@ -332,35 +388,41 @@ export function createScheduler(options: SchedulerOptions) {
    * plus one per claim. Their slots pass to the claimed jobs at once; the
    * finished attempts' remaining steps (metrics, release) run outside them.
    */
-  const completeAttempt = groupCommit((attempts: readonly InFlight[]): readonly boolean[] => {
-    const limit = stopping ? 0 : slots.limit - slots.inUse + attempts.length;
+  const completeAttempt = groupCommit(async (attempts: readonly InFlight[]): Promise<readonly boolean[]> => {
+    // Free slots besides the finished attempts' own, reserved for the jobs this may claim.
+    const extra = stopping ? [] : freeSlots();
     const refs = attempts.map((attempt) => attempt.ref);
-    const { completed, claimed } = repo.completeAndClaimDue(refs, now(), owner, leaseMs, limit);
+    let written;
+    try {
+      written = await store.completeAndClaimDue(refs, now(), owner, leaseMs, stopping ? 0 : attempts.length + extra.length);
+    } catch (error) {
+      startIn([], extra);
+      throw error; // the attempts keep their slots while their outcome is tried again
+    }
     for (const attempt of attempts) {
       if (inFlight.get(attempt.job.id) === attempt) inFlight.delete(attempt.job.id);
-      attempt.freeSlot();
       attempt.slotPassedOn = true;
     }
-    for (const job of claimed) start(job);
+    startIn(written.claimed, [...attempts.map((attempt) => attempt.freeSlot), ...extra]);
     // Slots left over mean nothing more is due now: the loop plans its next look (a timer, or a
     // wake by the next submission) at once, not after these attempts' releases.
-    if (claimed.length < attempts.length) wake();
-    return completed;
+    if (written.claimed.length < attempts.length) wake();
+    return written.completed;
   });
 
   /** Each step on its own: a heartbeat that cannot be written (a full disk) must not stop the rescue of lost jobs. */
-  function renewLeases(): void {
+  async function renewLeases(): Promise<void> {
     const at = now();
     try {
-      for (const attempt of inFlight.values()) {
-        if (!repo.heartbeat(attempt.ref, at, leaseMs)) abortAttempt(attempt, new LeaseLostAbort());
+      for (const attempt of [...inFlight.values()]) {
+        if (!(await store.heartbeat(attempt.ref, at, leaseMs))) abortAttempt(attempt, new LeaseLostAbort());
       }
     } catch (error) {
       // The leases stand until they expire; the next heartbeat tries again.
       log.error({ err: error }, 'lease renewal failed');
     }
     try {
-      if (repo.requeueLost(at) > 0) wake();
+      if ((await store.requeueLost(at)) > 0) wake();
     } catch (error) {
       log.error({ err: error }, 'requeueing lost jobs failed; the next heartbeat tries again');
     }
@@ -382,7 +444,7 @@ export function createScheduler(options: SchedulerOptions) {
     if (stopping) return;
     const period = inFlight.size > 0 ? heartbeatMs : 3 * heartbeatMs;
     heartbeatAt = Date.now() + period;
-    heartbeatTimer = setTimeout(renewLeases, period);
+    heartbeatTimer = setTimeout(() => void renewLeases(), period);
     heartbeatTimer.unref();
   }
 
@@ -395,42 +457,22 @@ export function createScheduler(options: SchedulerOptions) {
     },
 
     /** Requeues what dead local processes left running, then starts claiming. */
-    start(): void {
+    async start(): Promise<void> {
       if (started) return;
       started = true;
-      const dead = repo.runningOwners().filter(isDeadLocalOwner);
-      const recovered = repo.requeueLost(now(), dead);
+      const dead = (await store.runningOwners()).filter(isDeadLocalOwner);
+      const recovered = await store.requeueLost(now(), dead);
       if (recovered > 0) log.warn({ recovered }, 'requeued jobs left running by a stopped process');
       armHeartbeat();
       loopDone = loop();
     },
 
-    /**
-     * Call after a job was inserted or made due at `runAt`. Wakes the loop
-     * unless it will look in time by itself: it sleeps until a time no later
-     * than `runAt`, or until a slot frees (it claims whatever is due then).
-     */
-    notify(runAt: number): void {
-      if (wakeUp !== null && (waitingForSlot || wakesAt <= runAt)) return;
-      wake();
-    },
+    /** Wakes the loop for a job made due at `runAt` by a write no signal told of (see `notify`). */
+    notify,
 
-    /**
-     * Cancels a queued or running job. A running attempt of this process is
-     * aborted; one of another process finds its lease gone at its next write.
-     * Returns null for an unknown job; `cancelled` is false when it had already ended.
-     */
-    async cancel(jobId: number): Promise<{ job: Job; cancelled: boolean } | null> {
-      const result = repo.cancelJob(jobId, now());
-      if (result === null) return null;
-      const local = result.cancelled ? inFlight.get(jobId) : undefined;
-      // Committed: the attempt's guarded writes can no longer undo it, so it stops at once.
-      if (local && result.previous?.attempt === local.ref.attempt) abortAttempt(local, new CancelAbort());
-      if (result.cancelled) await confirmDurable(repo.makeDurable(), `Job ${jobId} was cancelled`);
-      else await repo.makeDurable();
-      // The inputs go only once the cancel survives power loss (the sweeper takes them otherwise).
-      if (result.cancelled) await handler.release(result.job);
-      return { job: result.job, cancelled: result.cancelled };
+    /** Frees an ended job's resources (its input files), as an attempt's end would. */
+    release(job: Job): Promise<void> {
+      return handler.release(job, () => store.listImages(job.id));
     },
 
     /**

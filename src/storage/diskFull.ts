@@ -24,12 +24,12 @@ export class DiskFullError extends TransientError {
  * A write was committed, then the disk could not make it durable (the fsync
  * that `makeDurable` runs met a full disk). Unlike `DiskFullError`, what was
  * written stands: `committed` says what it was, so no answer claims that
- * nothing happened, and `location` names the resource it left, if any.
+ * nothing happened, and `jobId` names the job it created, if it did.
  */
 export class UnconfirmedWriteError extends DiskFullError {
   constructor(
     readonly committed: string,
-    readonly location: string | null,
+    readonly jobId: number | null,
     cause: unknown,
   ) {
     super(cause);
@@ -40,11 +40,11 @@ export class UnconfirmedWriteError extends DiskFullError {
  * Waits for `durable` (a `makeDurable` after a commit); a full disk there
  * becomes an `UnconfirmedWriteError` saying what was `committed`.
  */
-export async function confirmDurable(durable: Promise<void>, committed: string, location: string | null = null): Promise<void> {
+export async function confirmDurable(durable: Promise<void>, committed: string, jobId: number | null = null): Promise<void> {
   try {
     await durable;
   } catch (error) {
-    throw error instanceof DiskFullError ? new UnconfirmedWriteError(committed, location, error.cause) : error;
+    throw error instanceof DiskFullError ? new UnconfirmedWriteError(committed, jobId, error.cause) : error;
   }
 }
 

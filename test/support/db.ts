@@ -3,9 +3,11 @@ import os from 'node:os';
 import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { onTestFinished } from 'vitest';
-import { createJobRepository, type Job, type JobRepository, type NewJob } from '../../src/db/jobRepository.js';
-import { openDatabase } from '../../src/db/open.js';
+import { openDatabase } from '../../src/db/sqlite/open.js';
+import { createSqliteStore, type SqliteStore } from '../../src/db/sqlite/store.js';
 import type { JobStatus } from '../../src/jobs/states.js';
+import type { JobStore } from '../../src/jobs/store.js';
+import type { AttemptRef, Job, NewJob, StoredJob } from '../../src/jobs/types.js';
 
 /** A fresh folder under the system temp dir, removed when the test finishes. */
 export function tempDir(prefix = 'image-jobs-'): string {
@@ -18,7 +20,7 @@ export interface TestDb {
   readonly dir: string;
   readonly file: string;
   readonly db: Database.Database;
-  readonly repo: JobRepository;
+  readonly store: SqliteStore;
 }
 
 /** A real SQLite file with the real migrations, closed and deleted after the test. */
@@ -29,7 +31,7 @@ export function testDb(): TestDb {
   onTestFinished(() => {
     if (db.open) db.close();
   });
-  return { dir, file, db, repo: createJobRepository(db) };
+  return { dir, file, db, store: createSqliteStore(db) };
 }
 
 export function newJob(overrides: Partial<NewJob> = {}): NewJob {
@@ -47,17 +49,30 @@ export function newJob(overrides: Partial<NewJob> = {}): NewJob {
   };
 }
 
+/** Stores one job in its own transaction, as one submission does. */
+export async function insertJob(store: JobStore, job: NewJob, now: number): Promise<StoredJob> {
+  const [stored] = await store.insertJobs([job], now);
+  if (!stored) throw new Error('insertJobs returned nothing');
+  return stored;
+}
+
+/** Ends one attempt as succeeded, claiming nothing in its place; false when the attempt no longer held its job. */
+export async function complete(store: JobStore, ref: AttemptRef, now: number): Promise<boolean> {
+  const { completed } = await store.completeAndClaimDue([ref], now, ref.owner, 1, 0);
+  return completed[0] === true;
+}
+
 /**
  * Puts a job in any state directly, the way a finished or crashed process
  * would have left it (only for arranging tests).
  */
-export function jobInState(
+export async function jobInState(
   db: Database.Database,
-  repo: JobRepository,
+  store: JobStore,
   status: JobStatus,
   fields: { finishedAt?: number; leaseOwner?: string; leaseExpiresAt?: number; attempts?: number; job?: Partial<NewJob> } = {},
-): Job {
-  const { job } = repo.insertJob(newJob(fields.job), 0);
+): Promise<Job> {
+  const { job } = await insertJob(store, newJob(fields.job), 0);
   const running = status === 'running';
   db.prepare(
     `UPDATE jobs SET status = ?, attempts = ?, finished_at = ?, lease_owner = ?, lease_expires_at = ? WHERE id = ?`,
@@ -69,8 +84,8 @@ export function jobInState(
     running ? (fields.leaseExpiresAt ?? Number.MAX_SAFE_INTEGER) : null,
     job.id,
   );
-  repo.recountJobs(); // a write behind the repository's back, as a restart would find it
-  const updated = repo.getJob(job.id);
+  await store.recountJobs(); // a write behind the store's back, as a restart would find it
+  const updated = await store.getJob(job.id);
   if (!updated) throw new Error('job vanished');
   return updated;
 }

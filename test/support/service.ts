@@ -1,8 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { expect, onTestFinished } from 'vitest';
 import { loadConfig, type Config } from '../../src/config.js';
+import type { JobStore } from '../../src/jobs/store.js';
 import { createLogger } from '../../src/log.js';
 import { createService, type Service } from '../../src/service.js';
 import { tempDir } from './db.js';
@@ -12,6 +14,14 @@ export interface RunningService {
   readonly service: Service;
   readonly config: Config;
   readonly url: string;
+  /** The service's job store (`service.jobs.store`). */
+  readonly store: JobStore;
+  /**
+   * A connection of the test's own to the service's SQLite file, opened on
+   * first use: to change rows behind the service's back, as an operator or
+   * an earlier process would have.
+   */
+  readonly db: Database.Database;
   /** Files left in the temp store, relative to it. */
   tempFiles(): string[];
 }
@@ -37,7 +47,9 @@ export async function startService(env: Record<string, string> = {}, log?: Logge
   const service = createService(config, log ?? createLogger(config.logLevel));
   const port = await service.start();
   let stopped = false;
+  let db: Database.Database | null = null;
   onTestFinished(async () => {
+    db?.close();
     if (!stopped) await service.stop();
     stopped = true;
     // A stopped service holds nothing open in its DATA_DIR: database, temp store, results.
@@ -47,6 +59,12 @@ export async function startService(env: Record<string, string> = {}, log?: Logge
     service,
     config,
     url: `http://127.0.0.1:${port}`,
+    store: service.jobs.store,
+    get db() {
+      db ??= new Database(config.dbPath);
+      db.pragma('busy_timeout = 5000');
+      return db;
+    },
     tempFiles: () => (fs.readdirSync(config.tmpDir, { recursive: true }) as string[]).map((entry) => path.normalize(entry)),
   };
 }

@@ -19,7 +19,8 @@ const RECENT_JOBS = 25;
 /** `GET /`: the dashboard page, and the two JSON routes it refreshes itself from. */
 export function dashboardRoutes(deps: AppDeps): Router {
   const router = new Router();
-  const { repo, config } = deps;
+  const { config } = deps;
+  const { store } = deps.jobs;
   const { sampler, sweeper } = deps.ops;
   const page = fs.readFileSync(PAGE, 'utf8');
 
@@ -31,15 +32,16 @@ export function dashboardRoutes(deps: AppDeps): Router {
   });
 
   /** Counts by status, the newest jobs and the last sweep. */
-  router.get('/stats', (ctx) => {
+  router.get('/stats', async (ctx) => {
     const lastSweep = sweeper.lastRun;
+    const [counts, queueDepth, recentJobs] = await Promise.all([store.countByStatus(), store.liveCount(), store.listJobs({ limit: RECENT_JOBS })]);
     ctx.body = {
       generatedAt: new Date().toISOString(),
       uptimeSeconds: Math.round(process.uptime()),
-      counts: repo.countByStatus(),
-      queueDepth: repo.liveCount(),
+      counts,
+      queueDepth,
       maxQueuedJobs: config.maxQueuedJobs,
-      recentJobs: repo.listJobs({ limit: RECENT_JOBS }).map((job) => jobView(job)),
+      recentJobs: recentJobs.map((job) => jobView(job)),
       lastSweep: lastSweep === null ? null : { ...lastSweep, at: new Date(lastSweep.at).toISOString() },
       sweepCron: config.sweepCron,
     };

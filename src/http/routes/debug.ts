@@ -10,7 +10,7 @@ import type { AppDeps } from '../app.js';
 export function debugRoutes(deps: AppDeps): Router {
   const router = new Router();
   const { sweeper, runtime } = deps.ops;
-  const sources = { repo: deps.repo, tempStore: deps.tempStore, scheduler: deps.scheduler, runtime, sweeper };
+  const sources = { store: deps.jobs.store, tempStore: deps.tempStore, scheduler: deps.jobs.scheduler, runtime, sweeper };
 
   router.get('/debug/memory-stats', async (ctx) => {
     ctx.body = await memoryStats(sources);

@@ -11,16 +11,9 @@ export function healthRoutes(deps: AppDeps): Router {
 
   router.get('/ready', async (ctx) => {
     const checks = {
-      database: (() => {
-        try {
-          deps.repo.liveCount();
-          return true;
-        } catch {
-          return false;
-        }
-      })(),
+      database: await deps.jobs.store.liveCount().then(() => true, () => false),
       disk: await deps.disk.measure().then((figures) => !figures.low, () => false),
-      accepting: !deps.lifecycle.shuttingDown,
+      accepting: !deps.jobs.stopping.aborted,
     };
     const ready = Object.values(checks).every(Boolean);
     ctx.status = ready ? 200 : 503;

@@ -1,18 +1,17 @@
 import fs from 'node:fs';
 import Router from '@koa/router';
 import type { Context } from 'koa';
-import type { Logger } from 'pino';
-import type { Job } from '../../jobs/types.js';
-import { isTerminal, jobStatuses, type JobStatus } from '../../jobs/states.js';
 import { localOutputPath } from '../../destination/index.js';
-import { createSubmitter, parseIdempotencyKey } from '../../jobs/submitJob.js';
+import { jobStatuses, type JobStatus } from '../../jobs/states.js';
+import type { Job } from '../../jobs/types.js';
 import type { AppDeps } from '../app.js';
 import { jobView } from '../jobView.js';
 import { preferredWait } from '../prefer.js';
 import { HttpProblem } from '../problem.js';
+import { submissionFrom } from '../submission/fromRequest.js';
 
 const MAX_PAGE = 100;
-/** How often a request waiting for a job reads it again, for changes made by another process sharing the database. */
+/** How often a request waiting for a job reads it again, in case a signal of its end was missed. */
 const RECHECK_MS = 1_000;
 
 const contentTypes: Record<string, string> = { webp: 'image/webp', avif: 'image/avif', jpeg: 'image/jpeg', png: 'image/png' };
@@ -55,11 +54,11 @@ function notDelivered(job: Job, index: number): HttpProblem {
 /** Submission, reading, listing, cancelling, retrying jobs and downloading local results. */
 export function jobRoutes(deps: AppDeps): Router {
   const router = new Router();
-  const { repo, scheduler, jobWatch, lifecycle } = deps;
-  const submitJob = createSubmitter(deps);
+  const { jobs } = deps;
+  const { store } = jobs;
 
-  const loadJob = (ctx: Context) => {
-    const job = repo.getJob(parseId(ctx.params.id));
+  const loadJob = async (ctx: Context): Promise<Job> => {
+    const job = await store.getJob(parseId(ctx.params.id));
     if (!job) throw new HttpProblem(404, 'job_not_found', `There is no job ${ctx.params.id}.`);
     return job;
   };
@@ -69,36 +68,24 @@ export function jobRoutes(deps: AppDeps): Router {
    * the client has gone or shutdown has begun, and returns the job as it is then.
    */
   async function untilEnded(ctx: Context, job: Job, seconds: number): Promise<Job> {
-    const until = Date.now() + seconds * 1_000;
     const gone = new AbortController();
     const onClose = (): void => gone.abort();
     ctx.res.once('close', onClose);
     try {
-      let current = job;
-      while (!isTerminal(current.status) && !gone.signal.aborted && !lifecycle.shuttingDown && Date.now() < until) {
-        await jobWatch.wait(current.id, Math.min(until - Date.now(), RECHECK_MS), gone.signal);
-        current = loadJob(ctx);
-      }
-      return current;
+      return (await jobs.waitForEnd(job.id, seconds * 1_000, gone.signal, RECHECK_MS)) ?? job;
     } finally {
       ctx.res.off('close', onClose);
     }
   }
 
   router.post('/jobs', async (ctx) => {
-    const { job, images, created } = await submitJob({
-      req: ctx.req,
-      contentType: ctx.request.type,
-      query: ctx.query,
-      idempotencyKey: parseIdempotencyKey(ctx.get('idempotency-key')),
-      log: ctx.state.log as Logger,
-    });
+    const { job, images, created } = await jobs.submit(submissionFrom(ctx, deps.config, deps.tempStore));
     ctx.status = created ? 202 : 200;
     ctx.set('Location', `/jobs/${job.id}`);
     ctx.body = jobView(job, images);
   });
 
-  router.get('/jobs', (ctx) => {
+  router.get('/jobs', async (ctx) => {
     const status = single(ctx, 'status');
     if (status !== undefined && !(jobStatuses as readonly string[]).includes(status)) {
       throw new HttpProblem(400, 'invalid_query', `status must be one of ${jobStatuses.join(', ')}.`);
@@ -109,39 +96,37 @@ export function jobRoutes(deps: AppDeps): Router {
       throw new HttpProblem(400, 'invalid_query', `limit must be an integer from 1 to ${MAX_PAGE}.`);
     }
     const cursor = single(ctx, 'cursor');
-    const jobs = repo.listJobs({ status: status as JobStatus | undefined, limit, beforeId: cursor === undefined ? undefined : decodeCursor(cursor) });
-    const last = jobs.at(-1);
-    ctx.body = { jobs: jobs.map((job) => jobView(job)), nextCursor: jobs.length === limit && last ? encodeCursor(last.id) : null };
+    const page = await store.listJobs({ status: status as JobStatus | undefined, limit, beforeId: cursor === undefined ? undefined : decodeCursor(cursor) });
+    const last = page.at(-1);
+    ctx.body = { jobs: page.map((job) => jobView(job)), nextCursor: page.length === limit && last ? encodeCursor(last.id) : null };
   });
 
   router.get('/jobs/:id', async (ctx) => {
-    let job = loadJob(ctx);
+    let job = await loadJob(ctx);
     const wait = preferredWait(ctx.get('prefer'));
     ctx.vary('Prefer');
     if (wait !== null) {
       ctx.set('Preference-Applied', `wait=${wait}`);
       job = await untilEnded(ctx, job, wait);
     }
-    ctx.body = jobView(job, repo.listImages(job.id));
+    ctx.body = jobView(job, await store.listImages(job.id));
   });
 
   router.post('/jobs/:id/cancel', async (ctx) => {
-    const result = await scheduler.cancel(parseId(ctx.params.id));
+    const result = await jobs.cancel(parseId(ctx.params.id));
     if (result === null) throw new HttpProblem(404, 'job_not_found', `There is no job ${ctx.params.id}.`);
-    jobWatch.changed(result.job.id);
     if (!result.cancelled) {
       throw new HttpProblem(409, 'job_ended', `Job ${result.job.id} has already ended (${result.job.status}); there is nothing to cancel.`);
     }
-    ctx.body = jobView(result.job, repo.listImages(result.job.id));
+    ctx.body = jobView(result.job, await store.listImages(result.job.id));
   });
 
-  router.post('/jobs/:id/retry', (ctx) => {
-    const job = loadJob(ctx);
+  router.post('/jobs/:id/retry', async (ctx) => {
+    const job = await loadJob(ctx);
     switch (job.status) {
       case 'queued': {
-        const due = repo.runNow(job.id, Date.now()) ?? job;
-        scheduler.notify(due.runAt);
-        ctx.body = jobView(due, repo.listImages(job.id));
+        const due = (await jobs.runNow(job.id)) ?? job;
+        ctx.body = jobView(due, await store.listImages(job.id));
         return;
       }
       case 'running':
@@ -158,9 +143,9 @@ export function jobRoutes(deps: AppDeps): Router {
   });
 
   router.get('/jobs/:id/images/:index', async (ctx) => {
-    const job = loadJob(ctx);
+    const job = await loadJob(ctx);
     const index = parseId(ctx.params.index, 'image index');
-    const image = repo.listImages(job.id).find((candidate) => candidate.index === index);
+    const image = (await store.listImages(job.id)).find((candidate) => candidate.index === index);
     if (!image) throw new HttpProblem(404, 'image_not_found', `Job ${job.id} has no image ${index}.`);
     if (job.destination.type !== 'local') {
       throw new HttpProblem(409, 'not_in_local_store', `Job ${job.id} delivers to an HTTP destination; its results are not kept here.`);

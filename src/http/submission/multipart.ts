@@ -4,7 +4,8 @@ import busboy from 'busboy';
 import { HttpProblem } from '../problem.js';
 import { releaseChunk } from '../../storage/releaseChunk.js';
 import { TooLargeError, type TempStore } from '../../storage/tempStore.js';
-import { cleanFilename, type ReceivedFile, type ReceivedUpload } from './receivedUpload.js';
+import type { ReceivedFile, ReceivedUpload } from '../../jobs/upload.js';
+import { cleanFilename } from './filename.js';
 
 export interface MultipartLimits {
   readonly maxUploadBytes: number;

@@ -4,7 +4,7 @@ import { HttpProblem } from '../problem.js';
 import { DiskFullError } from '../../storage/diskFull.js';
 import { releaseChunk } from '../../storage/releaseChunk.js';
 import { TooLargeError, type TempStore } from '../../storage/tempStore.js';
-import type { ReceivedUpload } from './receivedUpload.js';
+import type { ReceivedUpload } from '../../jobs/upload.js';
 
 /**
  * Streams a raw image body (`Content-Type: image/*` or

@@ -3,10 +3,10 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
-import { makeDirectorySync } from '../storage/makeDirectory.js';
+import { makeDirectorySync } from '../../storage/makeDirectory.js';
 
-/** `migrations/` at the package root, from both `src/db/` and `dist/db/`. */
-export const migrationsFolder = fileURLToPath(new URL('../../migrations', import.meta.url));
+/** `migrations/sqlite/` at the package root, from both `src/db/sqlite/` and `dist/db/sqlite/`. */
+export const migrationsFolder = fileURLToPath(new URL('../../../migrations/sqlite', import.meta.url));
 
 export interface OpenOptions {
   synchronous: 'FULL' | 'NORMAL';

@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { check, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
-import { EventKind, ImageStatus, JobStatus, StoredStatus, terminalStatuses } from '../jobs/states.js';
+import { EventKind, ImageStatus, JobStatus, StoredStatus, terminalStatuses } from '../../jobs/states.js';
 
 /**
  * `column = 'a' OR column = 'b' …`: a closed list of values, written out

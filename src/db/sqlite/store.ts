@@ -1,18 +1,20 @@
 import path from 'node:path';
 import type Database from 'better-sqlite3';
-import { heldFsync } from '../storage/fsync.js';
-import { surfaceDiskFull } from './surfaceDiskFull.js';
+import { EventKind, JobStatus, jobStatuses, StoredStatus } from '../../jobs/states.js';
+import type { JobSignal, JobStore } from '../../jobs/store.js';
+import type {
+  AttemptRef, CancelResult, CompleteAndClaimResult, DeliveredImage, FailOutcome, Job, JobError, JobEvent, JobImage, ListQuery, NewJob, StoredJob,
+} from '../../jobs/types.js';
+import { heldFsync } from '../../storage/fsync.js';
+import { CountDelta } from './countDelta.js';
 import {
   claimedColumns, claimedImageCount, toClaimedJob, toEvent, toImage, toJob, type ClaimedSqlValues, type ClaimLease, type EventSqlRow, type ImageSqlRow, type JobSqlRow,
-} from './jobRows.js';
-import type { AttemptRef, CancelResult, CompleteAndClaimResult, DeliveredImage, FailOutcome, Job, JobError, JobEvent, JobImage, ListQuery, NewJob, StoredJob } from '../jobs/types.js';
-import { CountDelta } from './countDelta.js';
-import { EventKind, JobStatus, jobStatuses, StoredStatus } from '../jobs/states.js';
-
-export type * from '../jobs/types.js';
+} from './rows.js';
+import { surfaceDiskFull } from './surfaceDiskFull.js';
 
 /**
- * All SQL of jobs lives here, behind named verbs. Statements are prepared
+ * The SQLite job store: all SQL of jobs on SQLite lives here, behind the
+ * named verbs of `JobStore`. Statements are prepared
  * once; every write runs in a synchronous IMMEDIATE transaction, so nothing is
  * awaited while the write lock is held. Writes made on behalf of an attempt
  * are guarded by its owner and attempt number: a late or abandoned attempt
@@ -57,10 +59,17 @@ interface PrunedRow {
 /** `CASE status WHEN 'queued' THEN @queued<suffix> … END`: a `job_counts` row's share of a `CountDelta`. */
 const deltaOf = (suffix: string): string => `CASE status ${jobStatuses.map((status) => `WHEN '${status}' THEN @${status}${suffix}`).join(' ')} END`;
 
+/**
+ * The fence of every write made on behalf of an attempt: the job is still
+ * running under that attempt's owner and number. A late or abandoned attempt
+ * matches no row, so changes nothing.
+ */
+const HELD_BY_ATTEMPT = `id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`;
+
 /** A row's state for a job that waits for `runAt`: `queued` once it is due, `scheduled` until then. */
 const WAITING_STATUS = `CASE WHEN @runAt <= @now THEN 'queued' ELSE 'scheduled' END`;
 
-export type JobRepository = ReturnType<typeof createJobRepository>;
+export type SqliteStore = ReturnType<typeof createSqliteStore>;
 
 /** SQLite's `synchronous` levels as the pragma reports them. */
 const SYNCHRONOUS_NORMAL = 1;
@@ -76,7 +85,7 @@ const SYNCHRONOUS_NORMAL = 1;
  * deliveries, completions) are not waited for: a power loss can roll the
  * latest of them back, which only runs an attempt again.
  */
-export function createJobRepository(db: Database.Database) {
+export function createSqliteStore(db: Database.Database) {
   // Only in WAL mode (which openDatabase asks for, but a file system may refuse): otherwise FULL stays as it is.
   const wal = db.pragma('journal_mode', { simple: true }) === 'wal';
   const full = wal && (db.pragma('synchronous', { simple: true }) as number) > SYNCHRONOUS_NORMAL;
@@ -127,34 +136,34 @@ export function createJobRepository(db: Database.Database) {
     // Extend the lease of an attempt that still holds its job.
     heartbeat: db.prepare<{ id: number; owner: string; attempt: number; expires: number }>(
       `UPDATE jobs SET lease_expires_at = @expires
-        WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
+        WHERE ${HELD_BY_ATTEMPT}`,
     ),
     // Finish an attempt that delivered everything.
     complete: db.prepare<{ id: number; owner: string; attempt: number; now: number }, EndedRow>(
       `UPDATE jobs SET status = 'succeeded', lease_owner = NULL, lease_expires_at = NULL, finished_at = @now, updated_at = @now,
               last_error_code = NULL, last_error_message = NULL
-        WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt
+        WHERE ${HELD_BY_ATTEMPT}
         ${ENDED}`,
     ),
     // Put a failed attempt's job back in the queue for a later run.
     retry: db.prepare<{ id: number; owner: string; attempt: number; now: number; runAt: number; code: string; message: string }, EndedRow>(
       `UPDATE jobs SET status = ${WAITING_STATUS}, lease_owner = NULL, lease_expires_at = NULL, run_at = @runAt, updated_at = @now,
               last_error_code = @code, last_error_message = @message
-        WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt
+        WHERE ${HELD_BY_ATTEMPT}
         ${ENDED}`,
     ),
     // Fail a job for good.
     fail: db.prepare<{ id: number; owner: string; attempt: number; now: number; code: string; message: string }, EndedRow>(
       `UPDATE jobs SET status = 'failed', lease_owner = NULL, lease_expires_at = NULL, finished_at = @now, updated_at = @now,
               last_error_code = @code, last_error_message = @message
-        WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt
+        WHERE ${HELD_BY_ATTEMPT}
         ${ENDED}`,
     ),
     // Give an interrupted attempt's job back without counting the attempt. run_at stays as it was: the job keeps its place.
     returnAttempt: db.prepare<{ id: number; owner: string; attempt: number; now: number }, EndedRow>(
       `UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL,
               updated_at = @now
-        WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt
+        WHERE ${HELD_BY_ATTEMPT}
         ${ENDED}`,
     ),
     // Cancel a job that has not ended.
@@ -188,13 +197,13 @@ export function createJobRepository(db: Database.Database) {
     requeueLost: db.prepare<{ id: number; owner: string; attempt: number; now: number }>(
       `UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, run_at = @now, updated_at = @now,
               last_error_code = 'attempt_lost', last_error_message = 'the attempt''s process stopped or lost its lease'
-        WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
+        WHERE ${HELD_BY_ATTEMPT}`,
     ),
     // Fail a lost attempt's job that has no attempts left.
     failLost: db.prepare<{ id: number; owner: string; attempt: number; now: number }>(
       `UPDATE jobs SET status = 'failed', lease_owner = NULL, lease_expires_at = NULL, finished_at = @now, updated_at = @now,
               last_error_code = 'attempt_lost', last_error_message = 'the last attempt''s process stopped or lost its lease'
-        WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt`,
+        WHERE ${HELD_BY_ATTEMPT}`,
     ),
     // Distinct owners of running jobs (to find dead local processes).
     runningOwners: db.prepare<[], { lease_owner: string }>(
@@ -209,7 +218,7 @@ export function createJobRepository(db: Database.Database) {
               output_height = @outputHeight, output_bytes = @outputBytes, scaled_to_fit = @scaledToFit,
               location = @location, delivered_at = @now
         WHERE job_id = @id AND idx = @index
-          AND EXISTS (SELECT 1 FROM jobs WHERE id = @id AND status = 'running' AND lease_owner = @owner AND attempts = @attempt)`,
+          AND EXISTS (SELECT 1 FROM jobs WHERE ${HELD_BY_ATTEMPT})`,
     ),
     getJob: db.prepare<[number], JobSqlRow>(`SELECT * FROM jobs WHERE id = ?`),
     // A job's images in upload order.
@@ -315,7 +324,6 @@ export function createJobRepository(db: Database.Database) {
     );
     return { job: toJob(row), images, created: true, requestFingerprint: row.request_fingerprint };
   };
-  const insertJobTx = counted(insertOne);
   const insertJobsTx = counted((jobs: readonly NewJob[], now: number) => jobs.map((job) => insertOne(job, now)));
 
   // The bodies below are plain functions, composed inside one transaction
@@ -365,7 +373,9 @@ export function createJobRepository(db: Database.Database) {
     }),
   );
 
-  const requeueLostTx = counted((now: number, deadOwners: readonly string[]): number => {
+  /** Requeues or fails every lost attempt's job; the ids of those failed (no attempts left) and how many were requeued. */
+  const requeueLostTx = counted((now: number, deadOwners: readonly string[]): { requeued: number; failed: number[] } => {
+    const failed: number[] = [];
     const lost = sql.lostJobs.all({ now, deadOwners: JSON.stringify(deadOwners) });
     for (const row of lost) {
       const ref = refOf(row);
@@ -373,13 +383,14 @@ export function createJobRepository(db: Database.Database) {
       // The lost attempt counts: a job that kills its process must not loop forever.
       const exhausted = row.attempts >= row.max_attempts;
       (exhausted ? sql.failLost : sql.requeueLost).run(params);
+      if (exhausted) failed.push(row.id);
       moveCounts(StoredStatus.running, exhausted ? StoredStatus.failed : StoredStatus.queued, 1, row.image_count);
       recordEvent(ref, exhausted ? EventKind.failed : EventKind.lost, now, {
         code: 'attempt_lost',
         message: 'the attempt\'s process stopped or lost its lease',
       });
     }
-    return lost.length;
+    return { requeued: lost.length - failed.length, failed };
   });
 
   const cancelTx = counted((id: number, now: number): CancelResult | null => {
@@ -410,105 +421,71 @@ export function createJobRepository(db: Database.Database) {
     sql.recount.run();
   });
 
-  return surfaceDiskFull({
-    /**
-     * Stores a queued job and its image rows; with a known idempotency key,
-     * returns the first job instead. Durable against power loss once
-     * `makeDurable` resolves.
-     */
-    insertJob(job: NewJob, now: number): StoredJob {
-      return insertJobTx.immediate(job, now);
+  const listeners: ((signal: JobSignal) => void)[] = [];
+  /** Tells this process's listeners of a committed write (SQLite's writers share one process's view: see README). */
+  const emit = (signal: JobSignal): void => {
+    for (const listener of listeners) listener(signal);
+  };
+  const ended = (jobIds: readonly number[], status: JobStatus): void => {
+    if (jobIds.length > 0) emit({ kind: 'ended', jobIds, status });
+  };
+
+  const verbs = surfaceDiskFull({
+    async insertJobs(jobs: readonly NewJob[], now: number): Promise<StoredJob[]> {
+      const stored = insertJobsTx.immediate(jobs, now);
+      const created = stored.filter((entry) => entry.created);
+      if (created.length > 0) emit({ kind: 'due', runAt: Math.min(...created.map((entry) => entry.job.runAt)) });
+      return stored;
     },
 
-    /** `insertJob` for several jobs in one transaction: one commit for all. */
-    insertJobs(jobs: readonly NewJob[], now: number): StoredJob[] {
-      return insertJobsTx.immediate(jobs, now);
-    },
-
-    /**
-     * Resolves once every commit made so far survives power loss, as
-     * SQLITE_SYNCHRONOUS=FULL promises; at once below FULL.
-     */
     async makeDurable(): Promise<void> {
       await walSync?.sync();
     },
 
-    /** Closes the descriptor `makeDurable` keeps on the WAL; before the database closes. */
-    async close(): Promise<void> {
-      await walSync?.close();
-    },
-
-    /**
-     * Atomically moves up to `limit` due jobs to running under `owner`'s lease and counts the attempt,
-     * having first moved due `scheduled` jobs (up to PROMOTE_BATCH of them) to `queued`.
-     */
-    claimDue(owner: string, now: number, leaseMs: number, limit: number): Job[] {
+    async claimDue(owner: string, now: number, leaseMs: number, limit: number): Promise<Job[]> {
       return claimDueTx.immediate(owner, now, leaseMs, limit);
     },
 
-    /** Extends an attempt's lease; false when the attempt no longer holds its job. */
-    heartbeat(ref: AttemptRef, now: number, leaseMs: number): boolean {
+    async heartbeat(ref: AttemptRef, now: number, leaseMs: number): Promise<boolean> {
       return sql.heartbeat.run({ id: ref.jobId, owner: ref.owner, attempt: ref.attempt, expires: now + leaseMs }).changes === 1;
     },
 
-    /** running → succeeded; false when the attempt no longer holds its job. */
-    completeAttempt(ref: AttemptRef, now: number): boolean {
-      return endAttemptTx.immediate(ref, sql.complete, {}, EventKind.succeeded, now, null);
+    async completeAndClaimDue(refs: readonly AttemptRef[], now: number, owner: string, leaseMs: number, limit: number): Promise<CompleteAndClaimResult> {
+      const result = completeAndClaimTx.immediate(refs, now, owner, leaseMs, limit);
+      ended(refs.filter((_, i) => result.completed[i]).map((ref) => ref.jobId), JobStatus.succeeded);
+      return result;
     },
 
-    /**
-     * `completeAttempt` for several attempts, then `claimDue` for up to
-     * `limit` jobs, in one transaction: a scheduler refilling the slots its
-     * finished attempts free pays one commit for both instead of two.
-     */
-    completeAndClaimDue(refs: readonly AttemptRef[], now: number, owner: string, leaseMs: number, limit: number): CompleteAndClaimResult {
-      return completeAndClaimTx.immediate(refs, now, owner, leaseMs, limit);
-    },
-
-    /**
-     * running → queued at `retryAt`, or → failed when `retryAt` is null. The
-     * choice is the retry policy's (`decideRetry`); this only applies it.
-     */
-    failAttempt(ref: AttemptRef, error: JobError, retryAt: number | null, now: number): FailOutcome {
+    async failAttempt(ref: AttemptRef, error: JobError, retryAt: number | null, now: number): Promise<FailOutcome> {
       const params = { code: error.code, message: clip(error.message) };
       if (retryAt === null) {
-        return endAttemptTx.immediate(ref, sql.fail, params, EventKind.failed, now, error) ? 'failed' : null;
+        if (!endAttemptTx.immediate(ref, sql.fail, params, EventKind.failed, now, error)) return null;
+        ended([ref.jobId], JobStatus.failed);
+        return 'failed';
       }
-      return endAttemptTx.immediate(ref, sql.retry, { ...params, runAt: retryAt }, EventKind.retrying, now, error) ? 'retrying' : null;
+      if (!endAttemptTx.immediate(ref, sql.retry, { ...params, runAt: retryAt }, EventKind.retrying, now, error)) return null;
+      emit({ kind: 'due', runAt: retryAt });
+      return 'retrying';
     },
 
-    /** running → queued at its old place (run_at unchanged), without counting the attempt (graceful shutdown). */
-    returnAttempt(ref: AttemptRef, now: number): boolean {
-      return endAttemptTx.immediate(ref, sql.returnAttempt, {}, EventKind.returned, now, null);
+    async returnAttempt(ref: AttemptRef, now: number): Promise<boolean> {
+      const returned = endAttemptTx.immediate(ref, sql.returnAttempt, {}, EventKind.returned, now, null);
+      if (returned) emit({ kind: 'due', runAt: now });
+      return returned;
     },
 
-    /**
-     * Requeues jobs whose lease expired or whose owner is dead (failing those
-     * with no attempts left); returns how many were found.
-     */
-    requeueLost(now: number, deadOwners: readonly string[] = []): number {
-      return requeueLostTx.immediate(now, deadOwners);
+    async requeueLost(now: number, deadOwners: readonly string[] = []): Promise<number> {
+      const { requeued, failed } = requeueLostTx.immediate(now, deadOwners);
+      if (requeued > 0) emit({ kind: 'due', runAt: now });
+      ended(failed, JobStatus.failed);
+      return requeued + failed.length;
     },
 
-    /** Owners of running jobs. */
-    runningOwners(): string[] {
+    async runningOwners(): Promise<string[]> {
       return sql.runningOwners.all().map((row) => row.lease_owner);
     },
 
-    /** queued|running → cancelled. Returns null for an unknown job. */
-    cancelJob(id: number, now: number): CancelResult | null {
-      return cancelTx.immediate(id, now);
-    },
-
-    /** Makes a queued job due now; null when the job is not queued. */
-    runNow(id: number, now: number): Job | null {
-      // scheduled or queued → queued: the same state to clients, nothing to count.
-      const row = runNowTx.immediate(id, now);
-      return row ? toJob(row) : null;
-    },
-
-    /** Records one delivered image; false when the attempt no longer holds its job. */
-    recordDelivered(ref: AttemptRef, index: number, image: DeliveredImage, now: number): boolean {
+    async recordDelivered(ref: AttemptRef, index: number, image: DeliveredImage, now: number): Promise<boolean> {
       return (
         sql.deliverImage.run({
           id: ref.jobId, owner: ref.owner, attempt: ref.attempt, index, now, outputFormat: image.outputFormat,
@@ -518,26 +495,39 @@ export function createJobRepository(db: Database.Database) {
       );
     },
 
-    /** The job stored under an idempotency key, with its images and fingerprint, if any. */
-    findByIdempotencyKey(key: string): StoredJob | null {
+    async cancelJob(id: number, now: number): Promise<CancelResult | null> {
+      const result = cancelTx.immediate(id, now);
+      if (result?.cancelled) ended([id], JobStatus.cancelled);
+      return result;
+    },
+
+    async runNow(id: number, now: number): Promise<Job | null> {
+      // scheduled or queued → queued: the same state to clients, nothing to count.
+      const row = runNowTx.immediate(id, now);
+      if (!row) return null;
+      emit({ kind: 'due', runAt: now });
+      return toJob(row);
+    },
+
+    async findByIdempotencyKey(key: string): Promise<StoredJob | null> {
       const row = sql.byIdempotencyKey.get(key);
       return row ? storedEarlier(row) : null;
     },
 
-    getJob(id: number): Job | null {
+    async getJob(id: number): Promise<Job | null> {
       const row = sql.getJob.get(id);
       return row ? toJob(row) : null;
     },
 
-    listImages(jobId: number): JobImage[] {
+    async listImages(jobId: number): Promise<JobImage[]> {
       return sql.images.all(jobId).map(toImage);
     },
 
-    listEvents(jobId: number): JobEvent[] {
+    async listEvents(jobId: number): Promise<JobEvent[]> {
       return sql.events.all(jobId).map(toEvent);
     },
 
-    listJobs(query: ListQuery): Job[] {
+    async listJobs(query: ListQuery): Promise<Job[]> {
       const page = { beforeId: query.beforeId ?? Number.MAX_SAFE_INTEGER, limit: query.limit };
       const { status } = query;
       if (status === undefined) return sql.list.all(page).map(toJob);
@@ -546,33 +536,25 @@ export function createJobRepository(db: Database.Database) {
       return sql.listByStatus.all({ ...page, status, alsoStatus }).map(toJob);
     },
 
-    /**
-     * Counts every job again into `job_counts` (a full scan, about a second for a million jobs): at start, so
-     * a row changed by hand while the service was stopped is counted right.
-     */
-    recountJobs(): void {
+    async recountJobs(): Promise<void> {
       recountTx.immediate();
     },
 
-    /** Jobs by state as clients see them (read from `job_counts`, not counted row by row). */
-    countByStatus(): Record<JobStatus, number> {
+    async countByStatus(): Promise<Record<JobStatus, number>> {
       const counts = { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
       for (const row of sql.counts.all()) counts[row.status] = row.jobs;
       return counts;
     },
 
-    /** Queued plus running jobs. */
-    liveCount(): number {
+    async liveCount(): Promise<number> {
       return sql.liveCount.get()?.n ?? 0;
     },
 
-    /** The earliest run_at among queued jobs, or null when none is queued. */
-    nextRunAt(): number | null {
+    async nextRunAt(): Promise<number | null> {
       return sql.nextRunAt.get()?.run_at ?? null;
     },
 
-    /** Images of waiting or running jobs, and of retained succeeded jobs (read from `job_counts`). */
-    imageCounts(): { pending: number; completed: number } {
+    async imageCounts(): Promise<{ pending: number; completed: number }> {
       const counts = { pending: 0, completed: 0 };
       for (const { status, images } of sql.counts.all()) {
         if (status === JobStatus.queued || status === JobStatus.running) counts.pending += images;
@@ -581,26 +563,43 @@ export function createJobRepository(db: Database.Database) {
       return counts;
     },
 
-    /** Which of `keys` a waiting or running job still owns. Callers pass a bounded number of keys at a time. */
-    liveKeysAmong(keys: readonly string[]): Set<string> {
+    async liveKeysAmong(keys: readonly string[]): Promise<Set<string>> {
       if (keys.length === 0) return new Set();
       return new Set(sql.liveKeysAmong.all(JSON.stringify(keys)).map((row) => row.input_key));
     },
 
-    /** Which of `ids` still name a job. */
-    existingJobIds(ids: readonly number[]): Set<number> {
+    async existingJobIds(ids: readonly number[]): Promise<Set<number>> {
       if (ids.length === 0) return new Set();
       return new Set(sql.existingJobIds.all(JSON.stringify(ids)).map((row) => row.id));
     },
 
-    /**
-     * Deletes terminal jobs finished before `olderThan`, then all but the
-     * newest `keep` terminal jobs; images and events go with them (cascade).
-     * At most PRUNE_BATCH jobs a call, so one transaction stays short: call
-     * again until it returns none. Returns the ids removed.
-     */
-    pruneTerminal(olderThan: number, keep: number): number[] {
+    async pruneTerminal(olderThan: number, keep: number): Promise<number[]> {
       return pruneTx.immediate(olderThan, keep);
+    },
+
+    async checkpoint(): Promise<{ busy: number; log: number; checkpointed: number }> {
+      const [row] = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
+      return row ?? { busy: 0, log: 0, checkpointed: 0 };
+    },
+
+    /** Only one process writes through a SQLite file's store at a time when it matters: the work runs. */
+    async exclusively<T>(_name: string, work: () => Promise<T>): Promise<T | null> {
+      return work();
+    },
+
+    /** Closes the descriptor `makeDurable` keeps on the WAL, then the database. */
+    async close(): Promise<void> {
+      await walSync?.close();
+      db.close();
+    },
+  }, path.dirname(db.name));
+
+  return {
+    ...verbs,
+    backend: 'sqlite' as const,
+
+    onSignal(listener: (signal: JobSignal) => void): void {
+      listeners.push(listener);
     },
 
     /**
@@ -615,11 +614,5 @@ export function createJobRepository(db: Database.Database) {
       const rows = names.length > 0 ? explain.all(Object.fromEntries(names.map((name) => [name, null]))) : explain.all(...positional);
       return rows.map((row) => row.detail);
     },
-
-    /** Truncates the WAL back to empty when no reader holds it. */
-    checkpoint(): { busy: number; log: number; checkpointed: number } {
-      const [row] = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
-      return row ?? { busy: 0, log: 0, checkpointed: 0 };
-    },
-  }, path.dirname(db.name));
+  } satisfies JobStore & Record<string, unknown>;
 }

@@ -1,5 +1,5 @@
-import type { Job, JobEvent, JobImage } from '../jobs/types.js';
-import { JobStatus, publicStatus, type EventKind, type ImageStatus, type StoredStatus } from '../jobs/states.js';
+import type { Job, JobEvent, JobImage } from '../../jobs/types.js';
+import { JobStatus, publicStatus, type EventKind, type ImageStatus, type StoredStatus } from '../../jobs/states.js';
 
 /** Rows as SQLite returns them (snake_case, booleans as 0/1), and their mapping to the repository's types. */
 

@@ -1,4 +1,4 @@
-import { diskFullOr } from '../storage/diskFull.js';
+import { diskFullOr } from '../../storage/diskFull.js';
 
 type Verbs = Record<string, (...args: never[]) => unknown>;
 
