@@ -74,7 +74,8 @@ interface Backend {
   prepare(): Promise<{ env: NodeJS.ProcessEnv; release: () => Promise<void> }>;
 }
 
-const sqliteBackend: Backend = { name: 'sqlite', prepare: async () => ({ env: {}, release: async () => {} }) };
+/** A DATABASE_URL the bench itself was given names its PostgreSQL server: the SQLite instances must not inherit it. */
+const sqliteBackend: Backend = { name: 'sqlite', prepare: async () => ({ env: { DATABASE_URL: undefined }, release: async () => {} }) };
 
 function postgresBackend(server: string): Backend {
   return {
@@ -204,7 +205,11 @@ async function main(): Promise<void> {
     for (const backend of backends) {
       console.log(`${backend.name.padEnd(9)} ${medianSpeed(backend, 1).toFixed(2).padStart(10)}  ${medianSpeed(backend, 2).toFixed(2).padStart(11)}`);
     }
-    for (const backend of backends) console.log(`ratio_2_vs_1_${backend.name}=${(medianSpeed(backend, 2) / medianSpeed(backend, 1)).toFixed(3)}`);
+    for (const backend of backends) {
+      const [ones, twos] = [1, 2].map((count) => speeds.get(backend.name)?.get(count) ?? []) as [number[], number[]];
+      const byRound = ones.map((one, round) => ((twos[round] ?? Number.NaN) / one).toFixed(2)).join(', ');
+      console.log(`ratio_2_vs_1_${backend.name}=${(medianSpeed(backend, 2) / medianSpeed(backend, 1)).toFixed(3)} (rounds: ${byRound})`);
+    }
     if (skipped !== null) console.log(`postgres side skipped: ${skipped}`);
     console.log(`load average at end: ${loadAverages()}`);
   } finally {
