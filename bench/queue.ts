@@ -33,7 +33,11 @@
  * called right after the done state is written), so no polling query competes
  * with the workers; the final state is checked in the database afterwards.
  * Every side on PostgreSQL gets the same 5 jobs in flight; graphile-worker's
- * settings, and why they are fair, are in its file.
+ * settings, and why they are fair, are in its file. pg-boss is not a side:
+ * its workers (10.x, the last for Node 20) have no LISTEN/NOTIFY and, after
+ * every fetch, found jobs or not, sleep out the rest of their polling
+ * interval (0.5 s at least), so one-job no-op throughput would measure that
+ * interval, not its queue.
  */
 import fs from 'node:fs';
 import os from 'node:os';
