@@ -4,12 +4,12 @@
  *
  * Settings, and why they are fair:
  *  - its own defaults otherwise, which its documentation calls unbatched:
- *    no local queue (`localQueue.size` -1: each free worker claims one job
- *    with one query, as our scheduler claims what its free slots take) and
- *    no batched completion (`completeJobBatchDelay` -1: each job's
- *    completion is its own commit, so a job reported done stays done after a
- *    crash, as ours does). Its batching trades exactly that away, so it is
- *    left off on both sides;
+ *    no local queue (`localQueue.size` -1: each free worker claims its job
+ *    with one query; a local queue would also lock jobs no worker is free
+ *    for, which ours never does) and no batched completion
+ *    (`completeJobBatchDelay` -1: each job's completion is its own commit,
+ *    so a job reported done stays done after a crash, as ours does; batching
+ *    trades exactly that away);
  *  - `concurrency` jobs in flight (the service's MAX_CONCURRENT_JOBS), a
  *    pool of 10 connections (its default `maxPoolSize`, which it asks to be
  *    at least concurrency + 2), shared by `addJob` and the workers;
@@ -17,9 +17,9 @@
  *    it, on by default): each `addJob` is one call of its `add_job()`
  *    function, one transaction, committed before the next is sent;
  *  - a silent logger and a no-op task.
- * The processing span starts before `run()`, so it includes the pool's
- * connections and LISTEN (tens of milliseconds), as ours includes its
- * scheduler's start; it ends once the N-th `job:success` has been seen and
+ * The processing span starts before `run()`, so it includes its workers'
+ * start (the connections beyond the one `addJob` used, LISTEN: tens of
+ * milliseconds), as ours includes its scheduler's start; it ends once the N-th `job:success` has been seen and
  * no job row is left, since the library reports success before its
  * completion query has returned.
  */
