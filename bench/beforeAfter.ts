@@ -134,7 +134,7 @@ async function takeTurn(side: Side, total: number, bodies: readonly Buffer[]): P
   const started = performance.now();
   try {
     await driveJobs({
-      base: `http://127.0.0.1:${side.child.port}`,
+      bases: [`http://127.0.0.1:${side.child.port}`],
       agent: side.agent,
       bodies,
       contentType: 'image/jpeg',

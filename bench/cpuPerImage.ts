@@ -136,7 +136,7 @@ async function main(): Promise<void> {
         name: 'service',
         child: service,
         drive: async (total) => {
-          const { statuses } = await driveJobs({ base: `http://127.0.0.1:${service.port}`, agent, bodies: [image], contentType: 'image/jpeg', total, inFlight });
+          const { statuses } = await driveJobs({ bases: [`http://127.0.0.1:${service.port}`], agent, bodies: [image], contentType: 'image/jpeg', total, inFlight });
           // CPU per image means something only if every job converted its image.
           if (statuses.succeeded !== total) throw new Error(`not every job succeeded: ${JSON.stringify(statuses)}`);
         },

@@ -1,9 +1,13 @@
 /**
- * Queue throughput: our SQLite queue against plainjob, side by side in one run.
- * With `--queued N`, instead: the claim and the service's routes with N jobs
- * waiting against 1,000 (`bench/lib/largeQueue.ts`).
+ * Queue throughput: our queue against established ones, side by side in one
+ * run, in two groups: on SQLite, ours against plainjob; on PostgreSQL (when
+ * a server answers: `DATABASE_URL`, else postgres://postgres@127.0.0.1:5432),
+ * graphile-worker (bench/lib/graphileWorker.ts). With `--queued N`, instead:
+ * the claim and the service's routes with N jobs waiting against 1,000
+ * (`bench/lib/largeQueue.ts`).
  *
- * For each side, on a fresh database file in a temp folder:
+ * For each side, on a fresh database file in a temp folder (SQLite) or a
+ * fresh database `imgjobs_bench_<random>` dropped after its run (PostgreSQL):
  *  - enqueue: N no-op jobs inserted one by one, each in its own transaction
  *    (what one submission costs; ours also waits for `makeDurable`, as a
  *    submission's answer does: an fsync of the WAL at FULL), timed from the
@@ -13,13 +17,14 @@
  *
  * Sides, in this order within each round: plainjob with its own defaults (WAL,
  * synchronous NORMAL), ours at synchronous NORMAL (the same settings), ours at
- * synchronous FULL (the service's default). Rounds are interleaved so a noisy,
- * shared machine hits all sides alike; the median per side is reported. Up to
- * --rounds rounds run (default 3); another round only starts while the run is
- * expected to end within --budget-s seconds (default 90), so a slow side
+ * synchronous FULL (the service's default), then each side on PostgreSQL
+ * (`--pg-jobs` jobs each). Rounds are interleaved so a noisy, shared machine
+ * hits all sides alike; the median per side is reported. Up to --rounds
+ * rounds run (default 3); another round only starts while the run is
+ * expected to end within --budget-s seconds (default 180), so a slow side
  * costs rounds rather than minutes.
  *
- * Fairness: both sides use better-sqlite3 on a WAL file in the same folder,
+ * Fairness: both SQLite sides use better-sqlite3 on a WAL file in the same folder,
  * silent loggers and a no-op handler. Ours runs with the service's defaults
  * (5 jobs in flight). A plainjob worker runs one job at a time and has no
  * concurrency setting, so plainjob gets 5 workers on one queue in this process:
@@ -27,6 +32,12 @@
  * "job ended" callback (plainjob's onCompleted, our handler's release, both
  * called right after the done state is written), so no polling query competes
  * with the workers; the final state is checked in the database afterwards.
+ * Every side on PostgreSQL gets the same 5 jobs in flight; graphile-worker's
+ * settings, and why they are fair, are in its file. pg-boss is not a side:
+ * its workers (10.x, the last for Node 20) have no LISTEN/NOTIFY and, after
+ * every fetch, found jobs or not, sleep out the rest of their polling
+ * interval (0.5 s at least), so one-job no-op throughput would measure that
+ * interval, not its queue.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -40,12 +51,10 @@ import { openDatabase } from '../src/db/sqlite/open.js';
 import { createSqliteStore } from '../src/db/sqlite/store.js';
 import type { NewJob } from '../src/jobs/types.js';
 import { createScheduler } from '../src/queue/scheduler.js';
+import { graphileWorkerSide } from './lib/graphileWorker.js';
 import { largeQueueBench } from './lib/largeQueue.js';
-
-interface Throughput {
-  readonly enqueuePerSec: number;
-  readonly processedPerSec: number;
-}
+import { createBenchDatabase, serverUrl, shown, unreachable } from './lib/postgres.js';
+import { countdown, expectAllDone, perSec, type PostgresQueueSide, type Throughput } from './lib/queueSide.js';
 
 interface Side {
   readonly name: string;
@@ -55,39 +64,13 @@ interface Side {
 
 /** The service's defaults: 5 jobs in flight, its job timeout and retry settings. */
 const defaults = loadConfig({});
-/** A side that finishes no job for this long is reported as stuck instead of hanging the run. */
-const STALL_MS = 30_000;
 
-const perSec = (count: number, startedAt: number): number => count / ((performance.now() - startedAt) / 1_000);
-
-/** `done` resolves on the `total`-th call of `tick`, or rejects when no tick came for STALL_MS. */
-function countdown(total: number): { tick: () => void; done: Promise<void> } {
-  let left = total;
-  let lastTick = performance.now();
-  let resolve = (): void => {};
-  let reject = (_error: Error): void => {};
-  const done = new Promise<void>((onDone, onStall) => {
-    resolve = onDone;
-    reject = onStall;
-  });
-  const watchdog = setInterval(() => {
-    if (performance.now() - lastTick > STALL_MS) reject(new Error(`stuck: ${total - left} of ${total} jobs done`));
-  }, 1_000);
-  const stopWatchdog = (): void => clearInterval(watchdog);
-  void done.then(stopWatchdog, stopWatchdog);
-  return {
-    tick: () => {
-      lastTick = performance.now();
-      left -= 1;
-      if (left === 0) resolve();
-    },
-    done,
-  };
-}
-
-function expectAllDone(side: string, done: number, jobs: number): void {
-  if (done !== jobs) throw new Error(`${side}: ${done} of ${jobs} jobs are done in the database`);
-}
+/**
+ * The queues on PostgreSQL, run in this order in each round. The service's
+ * own queue on PostgreSQL joins as one more entry with `ours: true`, and is
+ * then compared with each of the others (`ratio_vs_<name>=`).
+ */
+const postgresSides: readonly PostgresQueueSide[] = [graphileWorkerSide];
 
 const silentPlainjobLogger: PlainjobLogger = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} };
 
@@ -175,12 +158,30 @@ function positiveInteger(flag: string, value: string): number {
   return parsed;
 }
 
+/** A side's run on a fresh PostgreSQL database, dropped afterwards whatever the run did. */
+async function runOnPostgres(side: PostgresQueueSide, server: string, jobs: number): Promise<Throughput> {
+  const database = await createBenchDatabase(server);
+  try {
+    return await side.run(database.url, jobs, defaults.maxConcurrentJobs);
+  } finally {
+    await database.drop();
+  }
+}
+
+const medianOf = (runs: readonly Throughput[]): Throughput => ({
+  enqueuePerSec: median(runs.map((run) => run.enqueuePerSec)),
+  processedPerSec: median(runs.map((run) => run.processedPerSec)),
+});
+
+const ratioName = (name: string): string => name.replace(/[^a-z0-9]+/gi, '_').toLowerCase();
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       jobs: { type: 'string', default: '20000' },
+      'pg-jobs': { type: 'string', default: '5000' },
       rounds: { type: 'string', default: '3' },
-      'budget-s': { type: 'string', default: '90' },
+      'budget-s': { type: 'string', default: '180' },
       queued: { type: 'string' },
       claims: { type: 'string', default: '2000' },
       reads: { type: 'string', default: '200' },
@@ -193,19 +194,29 @@ async function main(): Promise<void> {
     return;
   }
   const jobs = positiveInteger('jobs', values.jobs);
+  const pgJobs = positiveInteger('pg-jobs', values['pg-jobs']);
   const maxRounds = positiveInteger('rounds', values.rounds);
   const budgetMs = positiveInteger('budget-s', values['budget-s']) * 1_000;
   const sides = [plainjobSide, oursSide('NORMAL'), oursSide('FULL')];
+  const server = serverUrl();
+  const postgresAbsent = await unreachable(server);
+  const pgSides = postgresAbsent === null ? postgresSides : [];
 
   const cpus = os.cpus();
-  console.log(`command: npm run bench:queue -- --jobs ${jobs} --rounds ${maxRounds} --budget-s ${budgetMs / 1_000}`);
+  console.log(`command: npm run bench:queue -- --jobs ${jobs} --pg-jobs ${pgJobs} --rounds ${maxRounds} --budget-s ${budgetMs / 1_000}`);
   console.log(`machine: ${cpus[0]?.model ?? 'unknown cpu'}, ${cpus.length} cores, node ${process.version}, ${os.platform()} ${os.release()}`);
   console.log(`${jobs} no-op jobs per run; sides interleaved in each round (plainjob, ours NORMAL, ours FULL)`);
+  if (postgresAbsent === null) {
+    console.log(`PostgreSQL: ${pgJobs} no-op jobs per run on ${shown(server)}, a fresh database each; sides after those, in each round (${pgSides.map((side) => side.name).join(', ')})`);
+  } else {
+    console.log(`postgres sides skipped: ${postgresAbsent}`);
+  }
   const concurrency = defaults.maxConcurrentJobs;
-  console.log(`concurrency: ours maxConcurrentJobs=${concurrency}; plainjob ${concurrency} workers on one queue (one job each at a time)`);
+  console.log(`concurrency: ours maxConcurrentJobs=${concurrency}; plainjob ${concurrency} workers on one queue (one job each at a time); PostgreSQL sides ${concurrency} jobs in flight`);
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-queue-'));
   const results = sides.map(() => [] as Throughput[]);
+  const pgResults = pgSides.map(() => [] as Throughput[]);
   const runStart = performance.now();
   let slowestRoundMs = 0;
   let rounds = 0;
@@ -221,16 +232,18 @@ async function main(): Promise<void> {
             `enqueue ${Math.round(result.enqueuePerSec)} jobs/s, processed ${Math.round(result.processedPerSec)} jobs/s`,
         );
       }
+      for (const [index, side] of pgSides.entries()) {
+        const result = await runOnPostgres(side, server, pgJobs);
+        pgResults[index]!.push(result);
+        console.log(`round ${rounds} ${side.name} (PostgreSQL) enqueue ${Math.round(result.enqueuePerSec)} jobs/s, processed ${Math.round(result.processedPerSec)} jobs/s`);
+      }
       slowestRoundMs = Math.max(slowestRoundMs, performance.now() - roundStart);
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 
-  const medians = results.map((runs) => ({
-    enqueuePerSec: median(runs.map((run) => run.enqueuePerSec)),
-    processedPerSec: median(runs.map((run) => run.processedPerSec)),
-  }));
+  const medians = results.map(medianOf);
   const budgetNote = rounds < maxRounds ? `; ${maxRounds} asked, the ${budgetMs / 1_000} s budget allowed ${rounds}` : '';
   console.log(`\nmedian of ${rounds} round(s)${budgetNote}, total ${((performance.now() - runStart) / 1_000).toFixed(0)} s:`);
   console.log('side      synchronous  enqueue jobs/s  processed jobs/s');
@@ -244,6 +257,22 @@ async function main(): Promise<void> {
   const [plainjob, oursNormal, oursFull] = medians.map((m) => m.processedPerSec) as [number, number, number];
   console.log(`ratio_vs_plainjob=${(oursNormal / plainjob).toFixed(2)}`);
   console.log(`ratio_vs_plainjob_full=${(oursFull / plainjob).toFixed(2)}`);
+
+  if (pgSides.length === 0) return;
+  const pgMedians = pgResults.map(medianOf);
+  console.log(`\nPostgreSQL, ${pgJobs} jobs per run, median of ${rounds} round(s):`);
+  console.log('side              enqueue jobs/s  processed jobs/s');
+  for (const [index, side] of pgSides.entries()) {
+    const { enqueuePerSec, processedPerSec } = pgMedians[index]!;
+    console.log(`${side.name.padEnd(17)} ${String(Math.round(enqueuePerSec)).padStart(14)}  ${String(Math.round(processedPerSec)).padStart(16)}`);
+  }
+  for (const [index, side] of pgSides.entries()) {
+    if (!side.ours) continue;
+    for (const [other, library] of pgSides.entries()) {
+      if (library.ours) continue;
+      console.log(`ratio_vs_${ratioName(library.name)}=${(pgMedians[index]!.processedPerSec / pgMedians[other]!.processedPerSec).toFixed(2)}`);
+    }
+  }
 }
 
 // A failed side may leave a scheduler retrying in the background: exit instead of waiting on it.

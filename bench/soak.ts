@@ -159,7 +159,7 @@ async function startOurs(config: Config, env: NodeJS.ProcessEnv, image: Buffer, 
   };
   const rssSampler = sampleRss(pid, RSS_INTERVAL_MS, origin);
   const inFlight = config.maxConcurrentJobs * 2;
-  const drive = (total: number, agent: http.Agent) => driveJobs({ base, agent, bodies: [image], contentType: 'image/jpeg', total, inFlight });
+  const drive = (total: number, agent: http.Agent) => driveJobs({ bases: [base], agent, bodies: [image], contentType: 'image/jpeg', total, inFlight });
 
   // Warm-up: JIT, libvips' threads, SQLite's pages. Its agent is destroyed so no client socket stays open at rest.
   const warmAgent = new http.Agent({ keepAlive: true });

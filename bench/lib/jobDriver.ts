@@ -2,8 +2,12 @@ import type http from 'node:http';
 import { send } from './httpLoad.js';
 
 export interface DriveOptions {
-  /** The service's base URL. */
-  readonly base: string;
+  /**
+   * The base URLs of the service's instances: the nth job is submitted to
+   * `bases[n % bases.length]`, as a round-robin load balancer would, and
+   * waited for on the instance that took it.
+   */
+  readonly bases: readonly string[];
   readonly agent: http.Agent;
   /** Images sent as the raw bodies of the submissions, in turn: the nth job sends `bodies[n % bodies.length]`. */
   readonly bodies: readonly Buffer[];
@@ -34,7 +38,8 @@ const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * Pushes `total` image jobs through `POST /jobs`, keeping `inFlight` of them
  * outstanding: each of `inFlight` clients submits, waits for its job to end
  * with `GET /jobs/{id}` and `Prefer: wait=60` (no polling: the answer comes
- * when the job ends), and submits the next. Timed from the first submission
+ * when the job ends, or, when another instance ended it, when the waiting
+ * one next reads it), and submits the next. Timed from the first submission
  * to the last end seen.
  */
 export async function driveJobs(options: DriveOptions): Promise<DriveResult> {
@@ -42,9 +47,9 @@ export async function driveJobs(options: DriveOptions): Promise<DriveResult> {
   let submitted = 0;
   let lastEnd = performance.now();
 
-  async function submit(body: Buffer): Promise<number> {
+  async function submit(base: string, body: Buffer): Promise<number> {
     for (;;) {
-      const reply = await send(options.agent, 'POST', `${options.base}/jobs`, body, { 'content-type': options.contentType });
+      const reply = await send(options.agent, 'POST', `${base}/jobs`, body, { 'content-type': options.contentType });
       if (reply.status === 202) return (JSON.parse(reply.text) as { id: number }).id;
       // 503 is backpressure (queue full, disk low): wait as Retry-After asks, briefly.
       if (reply.status !== 503) throw new Error(`POST /jobs answered ${reply.status}: ${reply.text}`);
@@ -52,9 +57,9 @@ export async function driveJobs(options: DriveOptions): Promise<DriveResult> {
     }
   }
 
-  async function ended(id: number): Promise<string> {
+  async function ended(base: string, id: number): Promise<string> {
     for (;;) {
-      const reply = await send(options.agent, 'GET', `${options.base}/jobs/${id}`, undefined, { prefer: `wait=${WAIT_SECONDS}` });
+      const reply = await send(options.agent, 'GET', `${base}/jobs/${id}`, undefined, { prefer: `wait=${WAIT_SECONDS}` });
       if (reply.status !== 200) throw new Error(`GET /jobs/${id} answered ${reply.status}: ${reply.text}`);
       const { status } = JSON.parse(reply.text) as { status: string };
       if (terminal.has(status)) {
@@ -70,9 +75,10 @@ export async function driveJobs(options: DriveOptions): Promise<DriveResult> {
     Array.from({ length: options.inFlight }, async () => {
       while (submitted < options.total) {
         const body = options.bodies[submitted % options.bodies.length] as Buffer;
+        const base = options.bases[submitted % options.bases.length] as string;
         submitted += 1;
         const sent = performance.now();
-        const status = await ended(await submit(body));
+        const status = await ended(base, await submit(base, body));
         statuses[status] = (statuses[status] ?? 0) + 1;
         options.onEnd?.(status, performance.now() - sent);
       }
