@@ -11,9 +11,16 @@ import { oneEditApart } from './oneEditApart.js';
 export interface Config {
   readonly host: string;
   readonly port: number;
-  /** Root of the database, temp files and local results. */
+  /** Root of the database (SQLite), temp files and local results. */
   readonly dataDir: string;
+  /** The SQLite file, used when `databaseUrl` is null. */
   readonly dbPath: string;
+  /**
+   * A PostgreSQL connection string (`postgres://…`): jobs live there, shared
+   * by every instance given the same one (and the same DATA_DIR, on a shared
+   * volume). Null: the embedded SQLite file in DATA_DIR.
+   */
+  readonly databaseUrl: string | null;
   readonly tmpDir: string;
   readonly outputDir: string;
   /** Attempts in flight at once (the scheduler's semaphore). */
@@ -73,6 +80,7 @@ const settingNames = [
   'RETRY_BASE_MS', 'RETRY_MAX_MS', 'WEBP_QUALITY', 'WEBP_EFFORT', 'CONVERT_CONCURRENCY', 'MAX_COMPLETED_JOBS',
   'COMPLETED_TTL_MS', 'SWEEP_CRON', 'MAX_UPLOAD_BYTES', 'MAX_IMAGES_PER_JOB', 'MAX_INPUT_PIXELS', 'MAX_QUEUED_JOBS',
   'MIN_FREE_DISK_BYTES', 'API_TOKEN', 'SHUTDOWN_GRACE_MS', 'SQLITE_SYNCHRONOUS', 'UPLOAD_ALLOWED_HOSTS', 'LOG_LEVEL',
+  'DATABASE_URL',
 ] as const;
 type SettingName = (typeof settingNames)[number];
 
@@ -120,6 +128,23 @@ function hostList(env: Env, name: SettingName): string[] | undefined {
   return hosts.map((host) => host.replace(/^\[(.*)\]$/, '$1'));
 }
 
+/** A PostgreSQL connection string, or null when unset; anything else is refused, its password hidden. */
+function databaseUrl(env: Env): string | null {
+  const value = raw(env, 'DATABASE_URL');
+  if (value === undefined) return null;
+  let url: URL | null = null;
+  try {
+    url = new URL(value);
+  } catch {
+    // reported below
+  }
+  if (url === null || !['postgres:', 'postgresql:'].includes(url.protocol)) {
+    const shown = url === null || url.password === '' ? value : value.replace(`:${url.password}@`, ':<redacted>@');
+    throw new ConfigError('DATABASE_URL', shown, 'a PostgreSQL URL such as postgres://user:password@host:5432/database (unset it for SQLite in DATA_DIR)');
+  }
+  return value;
+}
+
 /** Parses and validates the environment; throws `ConfigError` naming the first bad variable. */
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = path.resolve(raw(env, 'DATA_DIR') ?? './data');
@@ -144,6 +169,7 @@ export function loadConfig(env: Env = process.env): Config {
     port: integer(env, 'PORT', 8080, 0, 65_535),
     dataDir,
     dbPath: path.join(dataDir, 'jobs.db'),
+    databaseUrl: databaseUrl(env),
     tmpDir: path.join(dataDir, 'tmp'),
     outputDir: path.join(dataDir, 'output'),
     maxConcurrentJobs: integer(env, 'MAX_CONCURRENT_JOBS', 5, 1, 1_000),

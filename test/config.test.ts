@@ -32,9 +32,17 @@ describe('loadConfig', () => {
       shutdownGraceMs: 30_000,
       sqliteSynchronous: 'FULL',
       uploadAllowedHosts: undefined,
+      databaseUrl: null,
     });
     expect(config.convertConcurrency).toBeGreaterThanOrEqual(1);
     expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('takes a PostgreSQL DATABASE_URL and refuses anything else, without printing its password', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgres://app:secret@db.internal:5432/jobs' }).databaseUrl).toBe('postgres://app:secret@db.internal:5432/jobs');
+    expect(loadConfig({ DATABASE_URL: 'postgresql:///jobs?host=/var/run/postgresql' }).databaseUrl).toBe('postgresql:///jobs?host=/var/run/postgresql');
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://app:secret@db/jobs' })).toThrow(/^DATABASE_URL="mysql:\/\/app:<redacted>@db\/jobs" is invalid: expected a PostgreSQL URL/);
+    expect(() => loadConfig({ DATABASE_URL: 'jobs.db' })).toThrow(/DATABASE_URL="jobs.db" is invalid/);
   });
 
   it('reads values from the environment', () => {
