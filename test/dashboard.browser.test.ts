@@ -67,6 +67,9 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('dashboard in Chromium', () => {
         expect(await page.textContent(`[data-count="${status}"]`), status).toBe(String(n));
       }
       expect(await page.textContent('[data-count="depth"]')).toBe('1');
+      // Which instance answered, as several may share one queue.
+      expect(await page.getAttribute('#live', 'data-instance')).toBe(s.service.jobs.scheduler.owner);
+      expect(await page.textContent('#live-text')).toContain(`instance ${s.service.jobs.scheduler.owner}`);
 
       const rows = page.locator('#jobs tr');
       expect(await rows.count()).toBe(9);

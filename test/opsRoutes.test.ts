@@ -49,13 +49,14 @@ describe('GET /debug/memory-stats', () => {
     const { status, body } = await json(`${s.url}/debug/memory-stats`);
 
     expect(status).toBe(200);
+    expect(body.instance_id).toBe(s.service.jobs.scheduler.owner); // which instance answered
     const stats = body.memory_stats;
     expect(Object.keys(stats).sort()).toEqual(
       ['alloc_mb', 'completed_images', 'num_gc', 'num_goroutines', 'pending_images', 'sys_mb', 'timestamp', 'total_alloc_mb'].sort(),
     );
     expect(stats.pending_images).toBe(6);
     expect(stats.pending_images).toBe(
-      dbCount(s, `SELECT count(*) AS n FROM job_images JOIN jobs ON jobs.id = job_id WHERE jobs.status IN ('queued', 'running')`),
+      dbCount(s, `SELECT count(*) AS n FROM job_images JOIN jobs ON jobs.id = job_id WHERE jobs.status IN ('scheduled', 'queued', 'running')`),
     );
     expect(stats.completed_images).toBe(5);
     expect(stats.completed_images).toBe(dbCount(s, `SELECT count(*) AS n FROM job_images JOIN jobs ON jobs.id = job_id WHERE jobs.status = 'succeeded'`));
@@ -205,6 +206,7 @@ describe('dashboard', () => {
     s.db.prepare(`UPDATE jobs SET last_error_code = 'image_corrupt', last_error_message = 'bad header' WHERE id = ?`).run(failed.id);
 
     const stats = await json(`${s.url}/stats`);
+    expect(stats.body.instanceId).toBe(s.service.jobs.scheduler.owner);
     expect(stats.body.counts).toEqual({ queued: 1, running: 0, succeeded: 1, failed: 1, cancelled: 0 });
     expect(stats.body.queueDepth).toBe(1);
     expect(stats.body.recentJobs.map((job: { id: number }) => job.id)).toEqual([failed.id, failed.id - 1, failed.id - 2]);

@@ -14,7 +14,8 @@ export interface MemoryStatsSources {
   readonly store: JobStore;
   readonly tempStore: TempStore;
   readonly runtime: RuntimeMonitor;
-  readonly scheduler: { readonly running: number };
+  /** The scheduler's attempts running here, and its owner id: which instance this is. */
+  readonly scheduler: { readonly running: number; readonly owner: string };
   readonly sweeper: { readonly lastRun: SweepReport | null };
 }
 
@@ -51,6 +52,7 @@ export async function memoryStats(sources: MemoryStatsSources, now = Date.now())
   const loopDelay = runtime.eventLoopDelay();
 
   return {
+    instance_id: scheduler.owner,
     memory_stats: {
       /** V8 heap in use. */
       alloc_mb: mb(usage.heapUsed),

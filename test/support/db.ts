@@ -74,10 +74,12 @@ export async function jobInState(
 ): Promise<Job> {
   const { job } = await insertJob(store, newJob(fields.job), 0);
   const running = status === 'running';
+  // A queued job due later is stored as the store stores it: scheduled, out of the claim's reach until then.
+  const stored = status === 'queued' && job.runAt > Date.now() ? 'scheduled' : status;
   db.prepare(
     `UPDATE jobs SET status = ?, attempts = ?, finished_at = ?, lease_owner = ?, lease_expires_at = ? WHERE id = ?`,
   ).run(
-    status,
+    stored,
     fields.attempts ?? (status === 'queued' ? 0 : 1),
     ['succeeded', 'failed', 'cancelled'].includes(status) ? (fields.finishedAt ?? 0) : null,
     running ? (fields.leaseOwner ?? 'elsewhere:1:dead') : null,

@@ -36,6 +36,7 @@ export function dashboardRoutes(deps: AppDeps): Router {
     const lastSweep = sweeper.lastRun;
     const [counts, queueDepth, recentJobs] = await Promise.all([store.countByStatus(), store.liveCount(), store.listJobs({ limit: RECENT_JOBS })]);
     ctx.body = {
+      instanceId: deps.jobs.scheduler.owner,
       generatedAt: new Date().toISOString(),
       uptimeSeconds: Math.round(process.uptime()),
       counts,

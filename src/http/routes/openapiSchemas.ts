@@ -35,8 +35,15 @@ const sweep = object({
   temp_files_removed: integer,
   temp_bytes_removed: integer,
   removal_failures: integer,
-  wal_checkpoint: object({ log_frames: integer, checkpointed_frames: integer, busy: boolean }),
+  skipped: { ...boolean, description: 'Another instance sharing the store was sweeping: this one did nothing.' },
+  wal_checkpoint: {
+    oneOf: [{ type: 'null' }, object({ log_frames: integer, checkpointed_frames: integer, busy: boolean })],
+    description: "SQLite's WAL checkpoint; null on PostgreSQL or when the sweep was skipped.",
+  },
 });
+
+/** Which instance answered: its scheduler's owner id, `host:pid:token`. */
+const instanceId = { ...string, description: 'The instance that answered (host:pid:token): with several instances on one queue, which one this is.' };
 
 const memoryStats = object({
   alloc_mb: { ...number, description: 'V8 heap in use, MiB' },
@@ -101,6 +108,7 @@ export const componentSchemas: Record<string, Schema> = {
     checks: object({ database: boolean, disk: boolean, accepting: boolean }),
   }),
   Stats: object({
+    instanceId,
     generatedAt: dateTime,
     uptimeSeconds: integer,
     counts: { type: 'object', required: [...jobStatuses], properties: Object.fromEntries(jobStatuses.map((status) => [status, integer])) },
@@ -118,7 +126,8 @@ export const componentSchemas: Record<string, Schema> = {
           tempFilesRemoved: integer,
           tempBytesRemoved: integer,
           removalFailures: integer,
-          walCheckpoint: object({ busy: integer, log: integer, checkpointed: integer }),
+          skipped: boolean,
+          walCheckpoint: { oneOf: [{ type: 'null' }, object({ busy: integer, log: integer, checkpointed: integer })] },
         }),
       ],
     },
@@ -143,6 +152,7 @@ export const componentSchemas: Record<string, Schema> = {
   }),
   Sweep: sweep,
   MemoryStats: object({
+    instance_id: instanceId,
     memory_stats: memoryStats,
     node: object({
       rss_bytes: integer,
