@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { EventKind, JobStatus, jobStatuses, publicStatus, StoredStatus } from '../../jobs/states.js';
+import { JobStatus, jobStatuses, publicStatus, StoredStatus } from '../../jobs/states.js';
 import type { JobSignal, JobStore } from '../../jobs/store.js';
 import type { AttemptRef, Job, JobError, JobImage, NewJob, StoredJob } from '../../jobs/types.js';
 import { CountDelta } from '../countDelta.js';
