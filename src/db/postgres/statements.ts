@@ -38,11 +38,20 @@ const LIVE = statusIn(['scheduled', 'queued', 'running']);
 export const SIGNAL_CHANNEL = 'image_jobs';
 
 /**
+ * Statements that pick rows by a subquery take them as `id = ANY(ARRAY(…))`:
+ * the subquery runs once, reading its index, and each row it names is
+ * fetched by primary key. Written as `id IN (…)`, a claim or promotion of
+ * many rows can be planned as a hash join over a scan of the whole table.
+ */
+
+/**
  * Ends attempts, given as arrays of job ids, owners and attempt numbers ($1
  * to $3), at $4, each under the fence, with `set` as the job's new state;
  * records one `kind` event per attempt ended, with the error $5/$6 (null
  * when none). Returns each ended job's id, state, image count and run_at,
- * with the attempt that held it.
+ * with the attempt that held it. `jobs.id = ANY($1)` repeats the fence's
+ * id test so the planner fetches the jobs by primary key rather than scan
+ * every running job.
  */
 const endAttempts = <P extends unknown[]>(name: string, kind: EventKind, set: string) =>
   statement<[ids: number[], owners: string[], attempts: number[], now: number, code: string | null, message: string | null, ...P]>(
@@ -50,7 +59,7 @@ const endAttempts = <P extends unknown[]>(name: string, kind: EventKind, set: st
     `WITH ended AS (
        UPDATE jobs SET ${set}, lease_owner = NULL, lease_expires_at = NULL, updated_at = $4
          FROM unnest($1::bigint[], $2::text[], $3::int[]) AS r(id, owner, attempt)
-        WHERE ${fence('r.id', 'r.owner', 'r.attempt')}
+        WHERE ${fence('r.id', 'r.owner', 'r.attempt')} AND jobs.id = ANY($1::bigint[])
         RETURNING jobs.id, jobs.status, jobs.image_count, jobs.run_at, r.owner, r.attempt),
      recorded AS (
        INSERT INTO job_events (job_id, attempt, kind, lease_owner, error_code, error_message, at)
@@ -85,14 +94,14 @@ export const sql = {
   promoteDue: statement<[now: number, batch: number]>(
     'jobs_promote_due',
     `UPDATE jobs SET status = 'queued'
-      WHERE id IN (SELECT id FROM jobs WHERE status = 'scheduled' AND run_at <= $1 ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+      WHERE id = ANY(ARRAY(SELECT id FROM jobs WHERE status = 'scheduled' AND run_at <= $1 ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED))`,
   ),
   // Claim up to $4 queued jobs, highest priority first, then oldest run_at, skipping those other instances are claiming; record their starts.
   claimDue: statement<[owner: string, expires: number, now: number, limit: number]>(
     'jobs_claim_due',
     `WITH claimed AS (
        UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = $1, lease_expires_at = $2, started_at = $3, updated_at = $3
-        WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' ORDER BY priority DESC, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
+        WHERE id = ANY(ARRAY(SELECT id FROM jobs WHERE status = 'queued' ORDER BY priority DESC, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED))
         RETURNING *),
      started AS (
        INSERT INTO job_events (job_id, attempt, kind, lease_owner, at) SELECT id, attempts, '${EventKind.started}', $1, $3 FROM claimed)
@@ -176,14 +185,17 @@ export const sql = {
     'jobs_list_by_status',
     `SELECT * FROM jobs WHERE (status = $1 OR status = $2) AND id < $3 ORDER BY id DESC LIMIT $4`,
   ),
-  // Add one transaction's change of the counts to slot $1.
-  moveCounts: statement<[slot: number, ...deltas: number[]]>(
+  // Add one transaction's change of the counts to slot $1, and announce its signals ($4: none, one or more payloads): the
+  // last statement before the commit, one round trip for both.
+  moveCounts: statement<[slot: number, jobs: number[], images: number[], payloads: string[]]>(
     'job_counts_move',
-    `UPDATE job_counts SET ${jobStatuses.flatMap((status, i) => [
-      `${status} = ${status} + $${i + 2}`,
-      `${status}_images = ${status}_images + $${i + 2 + jobStatuses.length}`,
-    ]).join(', ')}
-      WHERE slot = $1`,
+    `WITH moved AS (
+       UPDATE job_counts SET ${jobStatuses.flatMap((status, i) => [
+         `${status} = ${status} + ($2::bigint[])[${i + 1}]`,
+         `${status}_images = ${status}_images + ($3::bigint[])[${i + 1}]`,
+       ]).join(', ')}
+        WHERE slot = $1)
+     SELECT pg_notify('${SIGNAL_CHANNEL}', payload) FROM unnest($4::text[]) AS payload`,
   ),
   // Jobs and their images by state as clients see them: the sum of the slots, whatever the size of the queue.
   counts: statement<[]>(
@@ -208,9 +220,10 @@ export const sql = {
        }).join(', ')} FROM jobs) AS c`,
   ),
   // When the scheduler must next look for work: at once if a job is queued, else when the first scheduled one falls due.
+  // Each side reads the head of its index (the claim's order, word for word, for jobs_claim_idx).
   nextRunAt: statement<[]>(
     'jobs_next_run_at',
-    `SELECT least((SELECT run_at FROM jobs WHERE status = 'queued' LIMIT 1),
+    `SELECT least((SELECT run_at FROM jobs WHERE status = 'queued' ORDER BY priority DESC, run_at, id LIMIT 1),
                   (SELECT run_at FROM jobs WHERE status = 'scheduled' ORDER BY run_at LIMIT 1)) AS run_at`,
   ),
   // Which of the given temp-store keys a waiting or running job still owns (one index probe per key).
@@ -220,16 +233,16 @@ export const sql = {
   // Up to $2 terminal jobs finished before $1, with their images and events (cascade).
   pruneExpired: statement<[olderThan: number, limit: number]>(
     'jobs_prune_expired',
-    `DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE ${TERMINAL} AND finished_at < $1 LIMIT $2)
+    `DELETE FROM jobs WHERE id = ANY(ARRAY(SELECT id FROM jobs WHERE ${TERMINAL} AND finished_at < $1 LIMIT $2))
      RETURNING id, status, image_count`,
   ),
   // Up to $2 terminal jobs past the newest $1.
   pruneOverflow: statement<[keep: number, limit: number]>(
     'jobs_prune_overflow',
-    `DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE ${TERMINAL} ORDER BY finished_at DESC, id DESC LIMIT $2 OFFSET $1)
+    `DELETE FROM jobs WHERE id = ANY(ARRAY(SELECT id FROM jobs WHERE ${TERMINAL} ORDER BY finished_at DESC, id DESC LIMIT $2 OFFSET $1))
      RETURNING id, status, image_count`,
   ),
-  // Announce a transaction's signals to every instance, one notification per payload, delivered at commit.
+  // Announce the signals of a transaction that moves no counts, one notification per payload, delivered at commit.
   notify: statement<[payloads: string[]]>('jobs_notify', `SELECT pg_notify('${SIGNAL_CHANNEL}', payload) FROM unnest($1::text[]) AS payload`),
   // Take the lock of `exclusively`'s name if no other session holds it.
   tryLock: statement<[name: string]>('jobs_try_lock', `SELECT pg_try_advisory_lock(hashtext($1)) AS locked`),

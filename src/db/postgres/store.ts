@@ -146,13 +146,15 @@ export async function createPostgresStore(pool: pg.Pool, options: PostgresStoreO
       try {
         await client.query('BEGIN');
         result = await body(tx);
+        signals = tx.signals.signals();
+        const payloads = signals.length > 0 ? encodeSignals(instanceId, signals) : [];
         if (!tx.counts.empty) {
           const { jobs, images } = tx.counts;
           const slot = Math.floor(Math.random() * COUNT_SLOTS);
-          await client.query(sql.moveCounts.bind(slot, ...jobStatuses.map((status) => jobs[status]), ...jobStatuses.map((status) => images[status])));
+          await client.query(sql.moveCounts.bind(slot, jobStatuses.map((status) => jobs[status]), jobStatuses.map((status) => images[status]), payloads));
+        } else if (payloads.length > 0) {
+          await client.query(sql.notify.bind(payloads));
         }
-        signals = tx.signals.signals();
-        if (signals.length > 0) await client.query(sql.notify.bind(encodeSignals(instanceId, signals)));
         await client.query('COMMIT');
       } catch (error) {
         const broken = await client.query('ROLLBACK').then(() => false, () => true);
