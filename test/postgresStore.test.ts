@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { DatabaseFullError, DatabaseOpenError, storeError } from '../src/db/postgres/errors.js';
 import { openPostgres, postgresMigrationsFolder } from '../src/db/postgres/open.js';
+import { sql } from '../src/db/postgres/statements.js';
 import { createPostgresStore, PROMOTE_BATCH, PROMOTE_INTERVAL_MS, PRUNE_BATCH } from '../src/db/postgres/store.js';
 import { DiskFullError } from '../src/storage/diskFull.js';
 import type { JobSignal, JobStore } from '../src/jobs/store.js';
@@ -532,6 +533,43 @@ describe.skipIf(!onPostgres)('PostgreSQL', () => {
       expect(pg.types.getTypeParser(20)('12')).toBe('12');
     } finally {
       await pool.end();
+    }
+  });
+
+  it('plans the claim, promotion, next due time, sweeper and counts on their indexes, never reading the queue through', async () => {
+    const url = await testPostgres();
+    const pool = await openPostgres(url, { log: silent });
+    const store = await createPostgresStore(pool, { log: silent });
+    const client = await pool.connect();
+    try {
+      // A queue large enough for the planner to see a scan of it as costly: half due, half scheduled, some ended.
+      await store.insertJobs(Array.from({ length: 4_000 }, (_, i) => newJob({ runAt: i % 2 === 0 ? 0 : 10_000_000, inputKey: `k${i}` })), 1);
+      await store.claimDue('me', 2, LEASE, 50);
+      await client.query(`UPDATE jobs SET status = 'succeeded', finished_at = id WHERE id > 3900`);
+      await client.query('ANALYZE');
+      // The plan a prepared statement settles on once its values stop mattering.
+      await client.query('SET plan_cache_mode = force_generic_plan');
+      await client.query('BEGIN');
+      const plan = async (statement: { text: string }, values: unknown[]): Promise<string> =>
+        (await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${statement.text}`, values)).rows.map((row) => row['QUERY PLAN']).join('\n');
+      const claim = await plan(sql.claimDue, ['me', 1, 1, 5]);
+      expect(claim).toContain('Index Scan using jobs_claim_idx');
+      expect(claim).toContain('Index Scan using jobs_pkey');
+      const promote = await plan(sql.promoteDue, [1, 1_000]);
+      expect(promote).toContain('jobs_scheduled_idx');
+      expect(promote).toContain('Index Scan using jobs_pkey');
+      const next = await plan(sql.nextRunAt, []);
+      expect(next).toMatch(/jobs_claim_idx[\s\S]*jobs_scheduled_idx/);
+      expect(await plan(sql.pruneExpired, [5, 200])).toContain('jobs_finished_idx');
+      expect(await plan(sql.liveKeysAmong, [['k1', 'k2']])).toContain('jobs_input_key_idx');
+      expect(await plan(sql.byIdempotencyKey, ['k'])).toContain('jobs_idempotency_key_idx');
+      for (const text of [claim, promote, next]) expect(text).not.toContain('Seq Scan');
+      for (const text of [claim, next]) expect(text).not.toMatch(/^\s*(->\s*)?Sort/m);
+      for (const statement of [sql.counts, sql.liveCount]) expect(await plan(statement, [])).not.toMatch(/\bon jobs\b/);
+      await client.query('ROLLBACK');
+    } finally {
+      client.release();
+      await store.close();
     }
   });
 
