@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { DatabaseFullError, DatabaseOpenError, storeError } from '../src/db/postgres/errors.js';
 import { openPostgres, postgresMigrationsFolder } from '../src/db/postgres/open.js';
+import { COUNT_SLOTS } from '../src/db/postgres/schema.js';
 import { sql } from '../src/db/postgres/statements.js';
 import { createPostgresStore, PROMOTE_BATCH, PROMOTE_INTERVAL_MS, PRUNE_BATCH } from '../src/db/postgres/store.js';
 import { DiskFullError } from '../src/storage/diskFull.js';
@@ -516,7 +517,7 @@ describe.skipIf(!onPostgres)('PostgreSQL', () => {
       const { rows } = await pools[0]!.query<{ hash: string }>(`SELECT hash FROM drizzle.__drizzle_migrations ORDER BY id`);
       expect(rows.map((row) => row.hash)).toEqual(migrations.map((migration) => migration.hash));
       const { rows: [slots] } = await pools[0]!.query<{ n: number }>(`SELECT count(*) AS n FROM job_counts`);
-      expect(slots?.n).toBe(16);
+      expect(slots?.n).toBe(COUNT_SLOTS);
     } finally {
       await Promise.all(pools.map((pool) => pool.end()));
     }
@@ -578,6 +579,9 @@ describe.skipIf(!onPostgres)('PostgreSQL', () => {
     const unreachable = openPostgres('postgres://app:secret@127.0.0.1:1/jobs', { log: silent, connectTimeoutMs: 2_000 });
     await expect(unreachable).rejects.toMatchObject({ url: 'postgres://app:***@127.0.0.1:1/jobs', message: expect.stringMatching(/^cannot connect: .*ECONNREFUSED/) });
     await expect(unreachable).rejects.not.toMatchObject({ message: expect.stringContaining('\n') });
+    const missing = new URL(await testPostgres());
+    missing.pathname = '/imgjobs_never_made';
+    await expect(openPostgres(missing.toString(), { log: silent })).rejects.toThrow(/^cannot connect: database "imgjobs_never_made" does not exist$/);
   });
 
   it('takes the server running out of room for a full disk, and leaves other errors as they are', () => {

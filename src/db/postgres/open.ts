@@ -34,6 +34,8 @@ const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000;
  */
 const IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000;
 
+const KEEPALIVE_DELAY_MS = 10_000;
+
 /** PostgreSQL's `int8`: bigint columns (ids and epoch milliseconds) and counts, all within 2^53. */
 const INT8_OID = 20;
 
@@ -55,7 +57,9 @@ function connectionConfig(url: string, options: PostgresOptions): pg.PoolConfig 
     statement_timeout: options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS,
     idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_TIMEOUT_MS,
     options: '-c synchronous_commit=on',
+    // A connection whose server vanished without a word (a host gone) is found by TCP keepalive, not left waiting.
     keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
   };
 }
 
