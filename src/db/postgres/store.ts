@@ -4,12 +4,11 @@ import type { Logger } from 'pino';
 import { JobStatus, jobStatuses, publicStatus, StoredStatus } from '../../jobs/states.js';
 import type { JobSignal, JobStore } from '../../jobs/store.js';
 import type { AttemptRef, Job, JobError, JobImage, NewJob, StoredJob } from '../../jobs/types.js';
-import { CountDelta } from '../countDelta.js';
 import { storeError } from './errors.js';
 import { toEvent, toImage, toJob, type EventPgRow, type ImagePgRow, type JobPgRow } from './rows.js';
-import { COUNT_SLOTS } from './schema.js';
-import { encodeSignals, listenForSignals, SignalBatch } from './signals.js';
+import { listenForSignals } from './signals.js';
 import { sql, type Statement } from './statements.js';
+import { createTransactions, type Transaction } from './transaction.js';
 
 /** Error text kept in the database is bounded: a runaway message must not bloat rows. */
 const MAX_ERROR_MESSAGE = 2_000;
@@ -21,14 +20,6 @@ export const PROMOTE_BATCH = 1_000;
 export const PRUNE_BATCH = 200;
 /** Claims promote due `scheduled` jobs at least this often even while there is queued work to claim, as on SQLite. */
 export const PROMOTE_INTERVAL_MS = 1_000;
-
-/**
- * Tries a transaction gets when PostgreSQL ends it to break a deadlock
- * (two instances ending and requeueing the same jobs in different orders)
- * or a serialization failure: nothing of it stood, so it runs again.
- */
-const TRIES = 3;
-const RETRIED_CODES = new Set(['40P01', '40001']);
 
 const LOST = {
   code: 'attempt_lost',
@@ -56,22 +47,6 @@ export interface PostgresStoreOptions {
   readonly log: Logger;
   /** Names this instance in the signals it sends (and so tells them from other instances'); random when not given. */
   readonly instanceId?: string;
-}
-
-/** One verb's transaction: its connection, and the counts and signals it moves, written just before it commits. */
-class Transaction {
-  readonly counts = new CountDelta();
-  readonly signals = new SignalBatch();
-
-  constructor(private readonly client: pg.PoolClient) {}
-
-  async rows<R extends pg.QueryResultRow>(query: pg.QueryConfig): Promise<R[]> {
-    return (await this.client.query<R>(query)).rows;
-  }
-
-  async changed(query: pg.QueryConfig): Promise<number> {
-    return (await this.client.query(query)).rowCount ?? 0;
-  }
 }
 
 const sum = (values: readonly number[]): number => values.reduce((total, value) => total + value, 0);
@@ -114,60 +89,7 @@ export async function createPostgresStore(pool: pg.Pool, options: PostgresStoreO
 
   const listener = await listenForSignals({ connection: pool.options, instanceId, log, deliver, now: Date.now });
 
-  const connect = async (): Promise<pg.PoolClient> => {
-    try {
-      return await pool.connect();
-    } catch (error) {
-      throw storeError(error);
-    }
-  };
-
-  /** One statement on its own (its own transaction). */
-  const query = async <R extends pg.QueryResultRow>(statement: pg.QueryConfig): Promise<pg.QueryResult<R>> => {
-    try {
-      return await pool.query<R>(statement);
-    } catch (error) {
-      throw storeError(error);
-    }
-  };
-  const rows = async <R extends pg.QueryResultRow>(statement: pg.QueryConfig): Promise<R[]> => (await query<R>(statement)).rows;
-
-  /**
-   * Runs `body` in one transaction, then writes the counts it moved (one
-   * statement, to one slot picked at random) and sends its signals, and
-   * commits. Its signals go to this instance's listeners once committed.
-   */
-  async function transaction<T>(body: (tx: Transaction) => Promise<T>): Promise<T> {
-    for (let tries = 1; ; tries++) {
-      const client = await connect();
-      const tx = new Transaction(client);
-      let result: T;
-      let signals: JobSignal[];
-      try {
-        await client.query('BEGIN');
-        result = await body(tx);
-        signals = tx.signals.signals();
-        const payloads = signals.length > 0 ? encodeSignals(instanceId, signals) : [];
-        if (!tx.counts.empty) {
-          const { jobs, images } = tx.counts;
-          const slot = Math.floor(Math.random() * COUNT_SLOTS);
-          await client.query(sql.moveCounts.bind(slot, jobStatuses.map((status) => jobs[status]), jobStatuses.map((status) => images[status]), payloads));
-        } else if (payloads.length > 0) {
-          await client.query(sql.notify.bind(payloads));
-        }
-        await client.query('COMMIT');
-      } catch (error) {
-        const broken = await client.query('ROLLBACK').then(() => false, () => true);
-        client.release(broken);
-        const code = (error as { code?: unknown } | null)?.code;
-        if (tries < TRIES && typeof code === 'string' && RETRIED_CODES.has(code)) continue;
-        throw storeError(error);
-      }
-      client.release();
-      for (const signal of signals) deliver(signal);
-      return result;
-    }
-  }
+  const { connect, query, rows, transaction } = createTransactions(pool, instanceId, deliver);
 
   let nextPromoteAt = Number.NEGATIVE_INFINITY;
   /** Moves due scheduled jobs to queued (uncounted: both are `queued` to clients); false when none was due. */
