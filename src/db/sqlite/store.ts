@@ -6,7 +6,7 @@ import type {
   AttemptRef, CancelResult, CompleteAndClaimResult, DeliveredImage, FailOutcome, Job, JobError, JobEvent, JobImage, ListQuery, NewJob, StoredJob,
 } from '../../jobs/types.js';
 import { heldFsync } from '../../storage/fsync.js';
-import { CountDelta } from './countDelta.js';
+import { CountDelta } from '../countDelta.js';
 import {
   claimedColumns, claimedImageCount, toClaimedJob, toEvent, toImage, toJob, type ClaimedSqlValues, type ClaimLease, type EventSqlRow, type ImageSqlRow, type JobSqlRow,
 } from './rows.js';

@@ -1,4 +1,4 @@
-import { jobStatuses, publicStatus, type JobStatus, type StoredStatus } from '../../jobs/states.js';
+import { jobStatuses, publicStatus, type JobStatus, type StoredStatus } from '../jobs/states.js';
 
 /**
  * What one transaction changes in `job_counts`: jobs and images moved
