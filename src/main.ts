@@ -20,7 +20,7 @@ async function main(): Promise<void> {
   for (const { name, meant } of misspelledSettings()) {
     log.warn({ variable: name, meant }, `${name} is not a setting: did you mean ${meant}? It is ignored`);
   }
-  const service = createService(config, log);
+  const service = await createService(config, log);
   await service.start();
 
   /**

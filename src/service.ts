@@ -2,6 +2,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { UnusableSettingError, type Config } from './config.js';
+import { DatabaseOpenError } from './db/postgres/errors.js';
+import { openPostgres } from './db/postgres/open.js';
+import { createPostgresStore } from './db/postgres/store.js';
 import { openDatabase } from './db/sqlite/open.js';
 import { createSqliteStore } from './db/sqlite/store.js';
 import { createApp } from './http/app.js';
@@ -9,7 +12,7 @@ import { createJobs, type Jobs } from './jobs/jobs.js';
 import type { JobStore } from './jobs/store.js';
 import { createOperations, type Operations } from './ops/operations.js';
 import { createImagePipeline } from './pipeline/imagePipeline.js';
-import type { AttemptEnd, JobHandler } from './queue/scheduler.js';
+import { newOwnerId, type AttemptEnd, type JobHandler } from './queue/scheduler.js';
 import { Semaphore } from './queue/semaphore.js';
 import { DISK_FULL } from './storage/diskFull.js';
 import { createDiskSpace } from './storage/diskSpace.js';
@@ -38,11 +41,17 @@ export interface Service {
 }
 
 /**
- * Wires the service's parts together, in the order a request meets them.
- * Nothing runs until `start`.
+ * Wires the service's parts together, in the order a request meets them,
+ * once the job store is open (its migrations applied). Nothing runs until `start`.
  */
-export function createService(config: Config, log: Logger): Service {
-  const { store, tempStore } = openDataDir(config);
+export async function createService(config: Config, log: Logger): Promise<Service> {
+  // This instance's name: its attempts' lease owner, its signals' sender, its metrics' instance_id.
+  const instanceId = newOwnerId();
+  const store = await openStore(config, log, instanceId);
+  const tempStore = await openTempStore(config).catch(async (error: unknown) => {
+    await store.close();
+    throw error;
+  });
   const disk = createDiskSpace(config.dataDir, config.minFreeDiskBytes, log);
   const conversions = new Semaphore(config.convertConcurrency);
   const handler = createImagePipeline({ config, tempStore, log, conversions });
@@ -52,8 +61,8 @@ export function createService(config: Config, log: Logger): Service {
   };
   // Attempts are work the event-loop delay is measured during.
   const monitored: JobHandler = { perform: (context) => ops.runtime.during(() => handler.perform(context)), release: (job, images) => handler.release(job, images) };
-  const jobs = createJobs({ ...config, config, store, handler: monitored, log, onAttemptEnd, tempStore, disk });
-  const ops = createOperations({ config, log, store, tempStore, jobWatch: jobs.watch, instanceId: jobs.scheduler.owner });
+  const jobs = createJobs({ ...config, config, store, handler: monitored, log, onAttemptEnd, tempStore, disk, owner: instanceId });
+  const ops = createOperations({ config, log, store, tempStore, jobWatch: jobs.watch, instanceId });
   const app = createApp({ config, log, jobs, tempStore, disk, ops });
 
   const server = http.createServer(app.callback());
@@ -86,7 +95,7 @@ export function createService(config: Config, log: Logger): Service {
       await jobs.scheduler.start();
       ops.start();
       const { port } = server.address() as AddressInfo;
-      log.info({ host: config.host, port, dataDir: config.dataDir, backend: store.backend, instanceId: jobs.scheduler.owner }, 'listening');
+      log.info({ host: config.host, port, dataDir: config.dataDir, backend: store.backend, instanceId }, 'listening');
       return port;
     },
 
@@ -111,19 +120,31 @@ export function createService(config: Config, log: Logger): Service {
   };
 }
 
-/** The job store and the temp store; whatever stops them is DATA_DIR's problem, reported as such. */
-function openDataDir(config: Config): { store: JobStore; tempStore: TempStore } {
-  const db = (() => {
-    try {
-      return openDatabase(config.dbPath, { synchronous: config.sqliteSynchronous });
-    } catch (error) {
-      throw new UnusableSettingError('DATA_DIR', config.dataDir, error);
-    }
-  })();
+/** The temp store; whatever stops it is DATA_DIR's problem, reported as such. */
+async function openTempStore(config: Config): Promise<TempStore> {
   try {
-    return { store: createSqliteStore(db), tempStore: createTempStore(config.tmpDir) };
+    return createTempStore(config.tmpDir);
   } catch (error) {
-    db.close();
+    throw new UnusableSettingError('DATA_DIR', config.dataDir, error);
+  }
+}
+
+/**
+ * The job store: PostgreSQL at DATABASE_URL when it is set, else the SQLite
+ * file in DATA_DIR. Whatever stops it is that setting's problem, reported as such.
+ */
+async function openStore(config: Config, log: Logger, instanceId: string): Promise<JobStore> {
+  if (config.databaseUrl !== null) {
+    try {
+      return await createPostgresStore(await openPostgres(config.databaseUrl, { log }), { log, instanceId });
+    } catch (error) {
+      if (error instanceof DatabaseOpenError) throw new UnusableSettingError('DATABASE_URL', error.url, error);
+      throw error;
+    }
+  }
+  try {
+    return createSqliteStore(openDatabase(config.dbPath, { synchronous: config.sqliteSynchronous }));
+  } catch (error) {
     throw new UnusableSettingError('DATA_DIR', config.dataDir, error);
   }
 }

@@ -141,7 +141,7 @@ async function startService(side: Side, queued: number): Promise<{ service: Serv
   const config = loadConfig({
     DATA_DIR: side.dataDir, PORT: '0', MIN_FREE_DISK_BYTES: '0', MAX_QUEUED_JOBS: String(queued * 2 + 10_000), LOG_LEVEL: 'silent',
   });
-  const service = createService(config, pino({ level: 'silent' }));
+  const service = await createService(config, pino({ level: 'silent' }));
   const started = performance.now();
   const port = await service.start();
   return { service, base: `http://127.0.0.1:${port}`, startMs: performance.now() - started };

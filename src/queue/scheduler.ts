@@ -44,6 +44,8 @@ export interface SchedulerOptions extends RetrySettings {
    * no attempt of this process runs, three times less often (see `armHeartbeat`).
    */
   readonly heartbeatMs?: number;
+  /** This instance's owner id (`newOwnerId`); a new one when not given. */
+  readonly owner?: string;
   readonly now?: () => number;
   readonly random?: () => number;
   /** Told of every attempt's end, after its outcome is written (metrics). */
@@ -160,7 +162,7 @@ export function createScheduler(options: SchedulerOptions) {
   const { store, handler, log } = options;
   const leaseMs = options.leaseMs ?? 30_000;
   const heartbeatMs = options.heartbeatMs ?? Math.floor(leaseMs / 3);
-  const owner = newOwnerId();
+  const owner = options.owner ?? newOwnerId();
   const now = options.now ?? Date.now;
   const slots = new Semaphore(options.maxConcurrentJobs);
   const inFlight = new Map<number, InFlight>();

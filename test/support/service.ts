@@ -44,7 +44,7 @@ export async function startService(env: Record<string, string> = {}, log?: Logge
     SHUTDOWN_GRACE_MS: '2000',
     ...env,
   });
-  const service = createService(config, log ?? createLogger(config.logLevel));
+  const service = await createService(config, log ?? createLogger(config.logLevel));
   const port = await service.start();
   let stopped = false;
   let db: Database.Database | null = null;

@@ -3,6 +3,7 @@ import type { JobStore } from '../../src/jobs/store.js';
 import type { Job, NewJob } from '../../src/jobs/types.js';
 import { openPostgresFixture } from './postgresRows.js';
 import { postgresAvailable } from './postgres.js';
+import { openSqliteFixture } from './sqliteRows.js';
 
 /** Counts as the store keeps them, and as a full scan of the rows finds them: the two must always agree. */
 export interface Counts {
@@ -37,13 +38,20 @@ export interface StoreBackend {
   readonly name: JobStore['backend'];
   /** False when the backend's server cannot be reached here (the skip is announced once by the backend). */
   readonly available: boolean;
+  /**
+   * Whether signals and `exclusively` reach the other instances sharing the
+   * store (PostgreSQL: NOTIFY, advisory locks). SQLite's instances share a
+   * file, and hear only their own process's signals.
+   */
+  readonly acrossInstances: boolean;
   /** A store on a fresh, empty database, with its migrations applied; closed and removed after the test. */
   open(instanceId?: string): Promise<StoreFixture>;
 }
 
 /** The backends the store's contract tests run against. */
 export const storeBackends: readonly StoreBackend[] = [
-  { name: 'postgres', available: await postgresAvailable(), open: openPostgresFixture },
+  { name: 'sqlite', available: true, acrossInstances: false, open: openSqliteFixture },
+  { name: 'postgres', available: await postgresAvailable(), acrossInstances: true, open: openPostgresFixture },
 ];
 
 /** Counts as the store reads them, in the shape of `StoreRows.countedThrough`. */

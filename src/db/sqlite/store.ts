@@ -582,7 +582,12 @@ export function createSqliteStore(db: Database.Database) {
       return row ?? { busy: 0, log: 0, checkpointed: 0 };
     },
 
-    /** Only one process writes through a SQLite file's store at a time when it matters: the work runs. */
+    /**
+     * Runs the work. Instances sharing a SQLite file (processes on one host)
+     * take no lock for it: their writes queue on the file's own lock, and each
+     * step of a sweep is a transaction of its own, so two at once are safe,
+     * only redundant.
+     */
     async exclusively<T>(_name: string, work: () => Promise<T>): Promise<T | null> {
       return work();
     },

@@ -430,7 +430,7 @@ describe.each(storeBackends)('the job store on $name', (backend) => {
     });
 
     describe('signals', () => {
-      it('reach this instance once, right after the commit, and every other instance sharing the store', async () => {
+      it.skipIf(!backend.acrossInstances)('reach this instance once, right after the commit, and every other instance sharing the store', async () => {
         const fixture = await backend.open('first');
         const other = await fixture.anotherInstance('second');
         const here = heard(fixture.store);
@@ -479,7 +479,7 @@ describe.each(storeBackends)('the job store on $name', (backend) => {
         expect(signals).toEqual([{ kind: 'ended', jobIds: [claimed!.id], status: 'failed' }]);
       });
 
-      it('carry thousands of ended jobs, split over notifications PostgreSQL accepts', async () => {
+      it.skipIf(!backend.acrossInstances)('carry thousands of ended jobs, split over notifications PostgreSQL accepts', async () => {
         const fixture = await backend.open();
         const other = await fixture.anotherInstance();
         const there = heard(other);
@@ -494,7 +494,7 @@ describe.each(storeBackends)('the job store on $name', (backend) => {
     });
 
     describe('exclusively', () => {
-      it('runs work of one name on one instance at a time, and again once it is done', async () => {
+      it.skipIf(!backend.acrossInstances)('runs work of one name on one instance at a time, and again once it is done', async () => {
         const fixture = await backend.open();
         const other = await fixture.anotherInstance();
         let release!: () => void;
