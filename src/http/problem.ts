@@ -1,6 +1,6 @@
 import type { Context, Middleware } from 'koa';
 import type { Logger } from 'pino';
-import { JobRefusedError, type Refusal } from '../jobs/errors.js';
+import { JobRefusedError, StoreUnavailableError, type Refusal } from '../jobs/errors.js';
 import { DISK_FULL, DiskFullError, UnconfirmedWriteError } from '../storage/diskFull.js';
 
 /**
@@ -86,6 +86,13 @@ export function problemMiddleware(log: Logger, onDiskFull: (error: DiskFullError
       let problem: HttpProblem;
       if (thrown instanceof HttpProblem) {
         problem = thrown;
+      } else if (thrown instanceof StoreUnavailableError) {
+        (ctx.state.log as Logger | undefined ?? log).error({ err: thrown }, 'the database cannot be reached');
+        problem = new HttpProblem(
+          503, 'database_unavailable',
+          'The database cannot be reached right now; try again later (with the same Idempotency-Key, a repeated submission is answered with the job it stored, if it did).',
+          { 'Retry-After': RETRY_AFTER_SECONDS },
+        );
       } else if (thrown instanceof JobRefusedError) {
         const status = refusalStatus[thrown.refusal];
         problem = new HttpProblem(status, thrown.code, thrown.message, status === 503 ? { 'Retry-After': RETRY_AFTER_SECONDS } : {});

@@ -1,3 +1,5 @@
+import { TransientError } from '../queue/errors.js';
+
 /**
  * Why the jobs core refuses a request, by code, and what kind of refusal each
  * is: the client's request was `invalid` or `unprocessable`, its image is
@@ -35,5 +37,22 @@ export class JobRefusedError extends Error {
 
   get refusal(): Refusal {
     return refusals[this.code];
+  }
+}
+
+/**
+ * The job store's server cannot be reached or will not serve now (a
+ * connection refused or lost, the server starting or shutting down, too many
+ * connections). A write that met it may or may not have committed, if the
+ * connection broke during the commit: the API answers 503
+ * `database_unavailable` without claiming either, and an attempt that met it
+ * is retried without using up the job's attempts, as for a full disk: the
+ * fault is the service's, not the job's.
+ */
+export class StoreUnavailableError extends TransientError {
+  override readonly outlastsAttempts = true;
+
+  constructor(cause: unknown) {
+    super('database_unavailable', `the database cannot be reached: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
   }
 }

@@ -1,3 +1,4 @@
+import { StoreUnavailableError } from '../../jobs/errors.js';
 import { DiskFullError } from '../../storage/diskFull.js';
 
 /**
@@ -40,12 +41,11 @@ export function describeError(error: unknown): string {
 }
 
 /**
- * The server is out of a resource (SQLSTATE class 53: `disk_full` 53100,
- * out of memory, too many connections): nothing was written, and the same
- * write succeeds once the server has room again. It is a `DiskFullError`,
- * so callers meet the one error they already handle for SQLite's full
- * disk: the API answers 503 `disk_full` with Retry-After and an attempt
- * is retried without using up the job's attempts.
+ * The server's disk is full (SQLSTATE 53100 `disk_full`): nothing was
+ * written, and the same write succeeds once the server has room again. It is
+ * a `DiskFullError`, so callers meet the one error they already handle for
+ * SQLite's full disk: the API answers 503 `disk_full` with Retry-After and an
+ * attempt is retried without using up the job's attempts.
  */
 export class DatabaseFullError extends DiskFullError {
   constructor(cause: { code: string; message: string }) {
@@ -54,13 +54,31 @@ export class DatabaseFullError extends DiskFullError {
   }
 }
 
-const INSUFFICIENT_RESOURCES = '53';
+const DISK_FULL_SQLSTATE = '53100';
 
-/** `error` as a `DatabaseFullError` when PostgreSQL says it is out of room; otherwise `error` itself. */
+/**
+ * SQLSTATEs that say the server will not serve now, whatever was asked:
+ * class 08 (connection exceptions), class 53 but a full disk (out of memory,
+ * too many connections), 57P01–57P03 (shut down by an administrator, a
+ * crash, or not yet accepting connections).
+ */
+const unavailableSqlstate = (code: string): boolean =>
+  code.startsWith('08') || (code.startsWith('53') && code !== DISK_FULL_SQLSTATE) || ['57P01', '57P02', '57P03'].includes(code);
+
+/** Node's and pg's own words for a connection that could not be made or was lost. */
+const unavailableSystemCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+const unavailableMessage = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|connection timeout/i;
+
+/**
+ * `error` as the store's callers know it: a `DatabaseFullError` when
+ * PostgreSQL's disk is full, a `StoreUnavailableError` when the server
+ * cannot be reached or will not serve now; otherwise `error` itself.
+ */
 export function storeError(error: unknown): unknown {
   const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && code.length === 5 && code.startsWith(INSUFFICIENT_RESOURCES)) {
-    return new DatabaseFullError({ code, message: (error as Error).message });
-  }
+  if (code === DISK_FULL_SQLSTATE) return new DatabaseFullError({ code, message: (error as Error).message });
+  if (typeof code === 'string' && (unavailableSystemCodes.has(code) || (code.length === 5 && unavailableSqlstate(code)))) return new StoreUnavailableError(error);
+  if (error instanceof AggregateError && error.errors.some((inner) => storeError(inner) instanceof StoreUnavailableError)) return new StoreUnavailableError(error);
+  if (error instanceof Error && unavailableMessage.test(error.message)) return new StoreUnavailableError(error);
   return error;
 }

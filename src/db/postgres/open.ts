@@ -82,6 +82,9 @@ export async function openPostgres(url: string, options: PostgresOptions): Promi
   const pool = new pg.Pool({ ...config, max: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS });
   // An idle pooled connection that breaks (a server restart) is dropped by the pool; unheard, the event would end the process.
   pool.on('error', (error) => options.log.warn({ err: error }, 'a pooled PostgreSQL connection failed; the pool opens another'));
+  // A connection lost while checked out and between statements (the server gone mid-transaction) emits `error`
+  // on its client, which would end the process unheard; the statement that next uses it fails and says why.
+  pool.on('connect', (client) => client.on('error', (error) => options.log.debug({ err: error }, 'a PostgreSQL connection in use failed')));
   return pool;
 }
 

@@ -34,8 +34,8 @@ export class Transaction {
 /**
  * How the store's verbs reach the database: single statements on the pool,
  * and transactions on a pooled connection held for their own statements
- * only. An error saying PostgreSQL is out of room becomes a
- * `DatabaseFullError`. `deliver` gives a committed transaction's signals to
+ * only. Errors reach callers as `storeError` names them: a full disk, a
+ * server that cannot be reached, or the error itself. `deliver` gives a committed transaction's signals to
  * this instance's listeners.
  */
 export function createTransactions(pool: pg.Pool, instanceId: string, deliver: (signal: JobSignal) => void) {
