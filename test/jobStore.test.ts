@@ -8,6 +8,7 @@ import { COUNT_SLOTS } from '../src/db/postgres/schema.js';
 import { sql } from '../src/db/postgres/statements.js';
 import { createPostgresStore, PROMOTE_BATCH, PROMOTE_INTERVAL_MS, PRUNE_BATCH } from '../src/db/postgres/store.js';
 import { DiskFullError } from '../src/storage/diskFull.js';
+import { StoreUnavailableError } from '../src/jobs/errors.js';
 import type { JobSignal, JobStore } from '../src/jobs/store.js';
 import type { AttemptRef, Job } from '../src/jobs/types.js';
 import { newJob } from './support/db.js';
@@ -592,13 +593,19 @@ describe.skipIf(!onPostgres)('PostgreSQL', () => {
     await expect(openPostgres(missing.toString(), { log: silent })).rejects.toThrow(/^cannot connect: database "imgjobs_never_made" does not exist$/);
   });
 
-  it('takes the server running out of room for a full disk, and leaves other errors as they are', () => {
+  it('takes a full server disk for a full disk, a server that will not serve for an unavailable one, and leaves other errors as they are', () => {
     const full = storeError(Object.assign(new Error('could not extend file: No space left on device'), { code: '53100' }));
     expect(full).toBeInstanceOf(DatabaseFullError);
     expect(full).toBeInstanceOf(DiskFullError);
     expect(full).toMatchObject({ code: 'disk_full', permanent: false });
-    const refused = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
-    expect(storeError(refused)).toBe(refused);
+    for (const [message, code] of [['connect ECONNREFUSED', 'ECONNREFUSED'], ['sorry, too many clients already', '53300'], ['the database system is starting up', '57P03']]) {
+      const unavailable = storeError(Object.assign(new Error(message), { code }));
+      expect(unavailable, code).toBeInstanceOf(StoreUnavailableError);
+      expect(unavailable, code).toMatchObject({ code: 'database_unavailable', permanent: false, outlastsAttempts: true });
+    }
+    expect(storeError(new Error('Connection terminated unexpectedly'))).toBeInstanceOf(StoreUnavailableError);
+    const violation = Object.assign(new Error('duplicate key value violates unique constraint'), { code: '23505' });
+    expect(storeError(violation)).toBe(violation);
   });
 
   it('listens again after its connection is cut, and tells the scheduler to look once', async () => {

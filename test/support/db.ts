@@ -62,32 +62,44 @@ export async function complete(store: JobStore, ref: AttemptRef, now: number): P
   return completed[0] === true;
 }
 
+/** What a test may say of a job it puts in a state. */
+export interface StateFields {
+  finishedAt?: number;
+  leaseOwner?: string;
+  leaseExpiresAt?: number;
+  attempts?: number;
+  job?: Partial<NewJob>;
+}
+
 /**
  * Puts a job in any state directly, the way a finished or crashed process
- * would have left it (only for arranging tests).
+ * would have left it (only for arranging tests): inserted through the store,
+ * then `write` sets `[status, attempts, finished_at, lease_owner,
+ * lease_expires_at, id]` behind its back with the backend's own UPDATE, and
+ * the store counts again, as a restart would.
  */
-export async function jobInState(
-  db: Database.Database,
-  store: JobStore,
-  status: JobStatus,
-  fields: { finishedAt?: number; leaseOwner?: string; leaseExpiresAt?: number; attempts?: number; job?: Partial<NewJob> } = {},
-): Promise<Job> {
+export async function arrangeJob(store: JobStore, status: JobStatus, fields: StateFields, write: (values: unknown[]) => unknown): Promise<Job> {
   const { job } = await insertJob(store, newJob(fields.job), 0);
   const running = status === 'running';
   // A queued job due later is stored as the store stores it: scheduled, out of the claim's reach until then.
   const stored = status === 'queued' && job.runAt > Date.now() ? 'scheduled' : status;
-  db.prepare(
-    `UPDATE jobs SET status = ?, attempts = ?, finished_at = ?, lease_owner = ?, lease_expires_at = ? WHERE id = ?`,
-  ).run(
+  await write([
     stored,
     fields.attempts ?? (status === 'queued' ? 0 : 1),
     ['succeeded', 'failed', 'cancelled'].includes(status) ? (fields.finishedAt ?? 0) : null,
     running ? (fields.leaseOwner ?? 'elsewhere:1:dead') : null,
     running ? (fields.leaseExpiresAt ?? Number.MAX_SAFE_INTEGER) : null,
     job.id,
-  );
-  await store.recountJobs(); // a write behind the store's back, as a restart would find it
+  ]);
+  await store.recountJobs();
   const updated = await store.getJob(job.id);
   if (!updated) throw new Error('job vanished');
   return updated;
+}
+
+/** `arrangeJob` on a SQLite file, through the test's own connection `db`. */
+export function jobInState(db: Database.Database, store: JobStore, status: JobStatus, fields: StateFields = {}): Promise<Job> {
+  return arrangeJob(store, status, fields, (values) =>
+    db.prepare(`UPDATE jobs SET status = ?, attempts = ?, finished_at = ?, lease_owner = ?, lease_expires_at = ? WHERE id = ?`).run(...values),
+  );
 }

@@ -3,7 +3,7 @@ import { onTestFinished } from 'vitest';
 import { openPostgres } from '../../src/db/postgres/open.js';
 import { createPostgresStore } from '../../src/db/postgres/store.js';
 import type { JobStatus, StoredStatus } from '../../src/jobs/states.js';
-import { newJob } from './db.js';
+import { arrangeJob } from './db.js';
 import { testPostgres } from './postgres.js';
 import type { Counts, StoreFixture, StoreRows } from './stores.js';
 
@@ -23,27 +23,10 @@ export async function openPostgresFixture(instanceId?: string): Promise<StoreFix
   onTestFinished(() => pool.end());
 
   const rows: StoreRows = {
-    async jobInState(status, fields = {}) {
-      const [stored] = await store.insertJobs([newJob(fields.job)], 0);
-      if (!stored) throw new Error('no job stored');
-      const { job } = stored;
-      const running = status === 'running';
-      await pool.query(
-        `UPDATE jobs SET status = $1, attempts = $2, finished_at = $3, lease_owner = $4, lease_expires_at = $5 WHERE id = $6`,
-        [
-          status,
-          fields.attempts ?? (status === 'queued' ? 0 : 1),
-          ['succeeded', 'failed', 'cancelled'].includes(status) ? (fields.finishedAt ?? 0) : null,
-          running ? (fields.leaseOwner ?? 'elsewhere:1:dead') : null,
-          running ? (fields.leaseExpiresAt ?? Number.MAX_SAFE_INTEGER) : null,
-          job.id,
-        ],
-      );
-      await store.recountJobs(); // a write behind the store's back, as a restart would find it
-      const updated = await store.getJob(job.id);
-      if (!updated) throw new Error('job vanished');
-      return updated;
-    },
+    jobInState: (status, fields = {}) =>
+      arrangeJob(store, status, fields, (values) =>
+        pool.query(`UPDATE jobs SET status = $1, attempts = $2, finished_at = $3, lease_owner = $4, lease_expires_at = $5 WHERE id = $6`, values),
+      ),
 
     async rowStatus(id) {
       const { rows: [row] } = await pool.query<{ status: StoredStatus }>(`SELECT status FROM jobs WHERE id = $1`, [id]);

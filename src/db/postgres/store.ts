@@ -5,7 +5,7 @@ import { JobStatus, jobStatuses, publicStatus, StoredStatus } from '../../jobs/s
 import type { JobSignal, JobStore } from '../../jobs/store.js';
 import type { AttemptRef, Job, JobError, JobImage, NewJob, StoredJob } from '../../jobs/types.js';
 import { storeError } from './errors.js';
-import { toEvent, toImage, toJob, type EventPgRow, type ImagePgRow, type JobPgRow } from './rows.js';
+import { toEvent, toImage, toJob, type EventRow, type ImageRow, type JobRow } from '../rows.js';
 import { listenForSignals } from './signals.js';
 import { sql, type Statement } from './statements.js';
 import { createTransactions, type Transaction } from './transaction.js';
@@ -50,7 +50,7 @@ export interface PostgresStoreOptions {
 }
 
 const sum = (values: readonly number[]): number => values.reduce((total, value) => total + value, 0);
-const refOf = (row: JobPgRow): AttemptRef => ({ jobId: row.id, owner: row.lease_owner ?? '', attempt: row.attempts });
+const refOf = (row: JobRow): AttemptRef => ({ jobId: row.id, owner: row.lease_owner ?? '', attempt: row.attempts });
 const refKey = (jobId: number, owner: string, attempt: number): string => `${jobId}\u0000${owner}\u0000${attempt}`;
 
 /** The images of a job just stored, as their rows now stand (the schema's defaults: pending, nothing delivered). */
@@ -101,9 +101,9 @@ export async function createPostgresStore(pool: pg.Pool, options: PostgresStoreO
   const claimRows = async (tx: Transaction, owner: string, now: number, leaseMs: number, limit: number): Promise<Job[]> => {
     const expires = now + leaseMs;
     const promotedFirst = now >= nextPromoteAt && (await promoteDue(tx, now));
-    let claimed = await tx.rows<JobPgRow>(sql.claimDue.bind(owner, expires, now, limit));
+    let claimed = await tx.rows<JobRow>(sql.claimDue.bind(owner, expires, now, limit));
     if (claimed.length < limit && !promotedFirst && (await promoteDue(tx, now))) {
-      claimed = [...claimed, ...(await tx.rows<JobPgRow>(sql.claimDue.bind(owner, expires, now, limit - claimed.length)))];
+      claimed = [...claimed, ...(await tx.rows<JobRow>(sql.claimDue.bind(owner, expires, now, limit - claimed.length)))];
     }
     tx.counts.move(StoredStatus.queued, StoredStatus.running, claimed.length, sum(claimed.map((row) => row.image_count)));
     // RETURNING gives no order: restore the claim's.
@@ -137,15 +137,15 @@ export async function createPostgresStore(pool: pg.Pool, options: PostgresStoreO
     return refs.map((ref) => held.delete(refKey(ref.jobId, ref.owner, ref.attempt)));
   };
 
-  const storedEarlier = async (read: <R extends pg.QueryResultRow>(statement: pg.QueryConfig) => Promise<R[]>, row: JobPgRow): Promise<StoredJob> => ({
+  const storedEarlier = async (read: <R extends pg.QueryResultRow>(statement: pg.QueryConfig) => Promise<R[]>, row: JobRow): Promise<StoredJob> => ({
     job: toJob(row),
-    images: (await read<ImagePgRow>(sql.images.bind(row.id))).map(toImage),
+    images: (await read<ImageRow>(sql.images.bind(row.id))).map(toImage),
     created: false,
     requestFingerprint: row.request_fingerprint,
   });
 
   const insertOne = async (tx: Transaction, job: NewJob, now: number): Promise<StoredJob> => {
-    const [row] = await tx.rows<JobPgRow>(sql.insertJob.bind(
+    const [row] = await tx.rows<JobRow>(sql.insertJob.bind(
       job.priority, job.maxAttempts, JSON.stringify(job.options), JSON.stringify(job.destination), job.idempotencyKey,
       job.requestFingerprint, job.inputKey, job.images.length, job.runAt, now,
       job.images.map((image) => image.originalName), job.images.map((image) => image.inputFormat), job.images.map((image) => image.width),
@@ -153,7 +153,7 @@ export async function createPostgresStore(pool: pg.Pool, options: PostgresStoreO
     ));
     if (!row) {
       // The key is taken, by a job committed before (or earlier in this batch): that job is the answer.
-      const [existing] = await tx.rows<JobPgRow>(sql.byIdempotencyKey.bind(job.idempotencyKey ?? ''));
+      const [existing] = await tx.rows<JobRow>(sql.byIdempotencyKey.bind(job.idempotencyKey ?? ''));
       if (!existing) throw new Error('an idempotency key conflicted with no job');
       return storedEarlier((statement) => tx.rows(statement), existing);
     }
@@ -212,7 +212,7 @@ export async function createPostgresStore(pool: pg.Pool, options: PostgresStoreO
 
     requeueLost(now: number, deadOwners: readonly string[] = []): Promise<number> {
       return transaction(async (tx) => {
-        const lost = await tx.rows<JobPgRow>(sql.lostJobs.bind(now, [...deadOwners]));
+        const lost = await tx.rows<JobRow>(sql.lostJobs.bind(now, [...deadOwners]));
         // The lost attempt counts: a job that kills its process must not loop forever.
         const exhausted = lost.filter((row) => row.attempts >= row.max_attempts);
         const requeued = lost.filter((row) => row.attempts < row.max_attempts);
@@ -236,9 +236,9 @@ export async function createPostgresStore(pool: pg.Pool, options: PostgresStoreO
 
     cancelJob(id: number, now: number) {
       return transaction(async (tx) => {
-        const [before] = await tx.rows<JobPgRow>(sql.lockJob.bind(id));
+        const [before] = await tx.rows<JobRow>(sql.lockJob.bind(id));
         if (!before) return null;
-        const [row] = await tx.rows<JobPgRow>(sql.cancel.bind(id, now, before.attempts, before.lease_owner));
+        const [row] = await tx.rows<JobRow>(sql.cancel.bind(id, now, before.attempts, before.lease_owner));
         if (!row) return { job: toJob(before), cancelled: false, previous: null };
         tx.counts.move(before.status, StoredStatus.cancelled, 1, before.image_count);
         tx.signals.end(JobStatus.cancelled, [id]);
@@ -249,7 +249,7 @@ export async function createPostgresStore(pool: pg.Pool, options: PostgresStoreO
     runNow(id: number, now: number): Promise<Job | null> {
       // scheduled or queued → queued: the same state to clients, nothing to count.
       return transaction(async (tx) => {
-        const [row] = await tx.rows<JobPgRow>(sql.runNow.bind(id, now));
+        const [row] = await tx.rows<JobRow>(sql.runNow.bind(id, now));
         if (!row) return null;
         tx.signals.due(now);
         return toJob(row);
@@ -257,30 +257,30 @@ export async function createPostgresStore(pool: pg.Pool, options: PostgresStoreO
     },
 
     async findByIdempotencyKey(key: string): Promise<StoredJob | null> {
-      const [row] = await rows<JobPgRow>(sql.byIdempotencyKey.bind(key));
+      const [row] = await rows<JobRow>(sql.byIdempotencyKey.bind(key));
       return row ? storedEarlier(rows, row) : null;
     },
 
     async getJob(id: number): Promise<Job | null> {
-      const [row] = await rows<JobPgRow>(sql.getJob.bind(id));
+      const [row] = await rows<JobRow>(sql.getJob.bind(id));
       return row ? toJob(row) : null;
     },
 
     async listImages(jobId: number): Promise<JobImage[]> {
-      return (await rows<ImagePgRow>(sql.images.bind(jobId))).map(toImage);
+      return (await rows<ImageRow>(sql.images.bind(jobId))).map(toImage);
     },
 
     async listEvents(jobId: number) {
-      return (await rows<EventPgRow>(sql.events.bind(jobId))).map(toEvent);
+      return (await rows<EventRow>(sql.events.bind(jobId))).map(toEvent);
     },
 
     async listJobs(listQuery) {
       const beforeId = listQuery.beforeId ?? Number.MAX_SAFE_INTEGER;
       const { status } = listQuery;
-      if (status === undefined) return (await rows<JobPgRow>(sql.list.bind(beforeId, listQuery.limit))).map(toJob);
+      if (status === undefined) return (await rows<JobRow>(sql.list.bind(beforeId, listQuery.limit))).map(toJob);
       // Clients' `queued` is two row states.
       const alsoStatus: StoredStatus = status === JobStatus.queued ? StoredStatus.scheduled : status;
-      return (await rows<JobPgRow>(sql.listByStatus.bind(status, alsoStatus, beforeId, listQuery.limit))).map(toJob);
+      return (await rows<JobRow>(sql.listByStatus.bind(status, alsoStatus, beforeId, listQuery.limit))).map(toJob);
     },
 
     async countByStatus(): Promise<Record<JobStatus, number>> {

@@ -7,9 +7,8 @@ import type {
 } from '../../jobs/types.js';
 import { heldFsync } from '../../storage/fsync.js';
 import { CountDelta } from '../countDelta.js';
-import {
-  claimedColumns, claimedImageCount, toClaimedJob, toEvent, toImage, toJob, type ClaimedSqlValues, type ClaimLease, type EventSqlRow, type ImageSqlRow, type JobSqlRow,
-} from './rows.js';
+import { toEvent, toImage, toJob, type EventRow, type ImageRow, type JobRow } from '../rows.js';
+import { claimedColumns, claimedImageCount, toClaimedJob, type ClaimedSqlValues, type ClaimLease } from './claimedRow.js';
 import { surfaceDiskFull } from './surfaceDiskFull.js';
 
 /**
@@ -99,19 +98,19 @@ export function createSqliteStore(db: Database.Database) {
       { priority: number; maxAttempts: number; options: string; destination: string; idempotencyKey: string | null; requestFingerprint: string | null;
         inputKey: string | null;
         imageCount: number; runAt: number; now: number },
-      JobSqlRow
+      JobRow
     >(
       `INSERT INTO jobs (status, priority, max_attempts, options, destination, idempotency_key, request_fingerprint, input_key, image_count, run_at, created_at, updated_at)
        VALUES (${WAITING_STATUS}, @priority, @maxAttempts, @options, @destination, @idempotencyKey, @requestFingerprint, @inputKey, @imageCount, @runAt, @now, @now)
        RETURNING *`,
     ),
     // Insert one image row of a job.
-    insertImage: db.prepare<[number, number, string | null, string, number, number, number, number], ImageSqlRow>(
+    insertImage: db.prepare<[number, number, string | null, string, number, number, number, number], ImageRow>(
       `INSERT INTO job_images (job_id, idx, original_name, input_format, width, height, pages, input_bytes)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
     ),
     // The job a previous submission stored under an idempotency key.
-    byIdempotencyKey: db.prepare<[string], JobSqlRow>(`SELECT * FROM jobs WHERE idempotency_key = ?`),
+    byIdempotencyKey: db.prepare<[string], JobRow>(`SELECT * FROM jobs WHERE idempotency_key = ?`),
     // Move scheduled jobs whose run_at has come to queued, oldest first: reads only the head of jobs_scheduled_idx.
     promoteDue: db.prepare<{ now: number; batch: number }>(
       `UPDATE jobs SET status = 'queued'
@@ -167,13 +166,13 @@ export function createSqliteStore(db: Database.Database) {
         ${ENDED}`,
     ),
     // Cancel a job that has not ended.
-    cancel: db.prepare<{ id: number; now: number }, JobSqlRow>(
+    cancel: db.prepare<{ id: number; now: number }, JobRow>(
       `UPDATE jobs SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, finished_at = @now, updated_at = @now,
               last_error_code = 'cancelled', last_error_message = 'cancelled by request'
         WHERE id = @id AND (status = 'scheduled' OR status = 'queued' OR status = 'running') RETURNING *`,
     ),
     // Make a waiting job due now.
-    runNow: db.prepare<{ id: number; now: number }, JobSqlRow>(
+    runNow: db.prepare<{ id: number; now: number }, JobRow>(
       `UPDATE jobs SET status = 'queued', run_at = @now, updated_at = @now
         WHERE id = @id AND (status = 'scheduled' OR status = 'queued') RETURNING *`,
     ),
@@ -189,7 +188,7 @@ export function createSqliteStore(db: Database.Database) {
         WHERE c.status = job_counts.status`,
     ),
     // Running jobs whose lease expired or whose owner is known dead.
-    lostJobs: db.prepare<{ now: number; deadOwners: string }, JobSqlRow>(
+    lostJobs: db.prepare<{ now: number; deadOwners: string }, JobRow>(
       `SELECT * FROM jobs WHERE status = 'running'
           AND (lease_expires_at < @now OR lease_owner IN (SELECT value FROM json_each(@deadOwners)))`,
     ),
@@ -220,17 +219,17 @@ export function createSqliteStore(db: Database.Database) {
         WHERE job_id = @id AND idx = @index
           AND EXISTS (SELECT 1 FROM jobs WHERE ${HELD_BY_ATTEMPT})`,
     ),
-    getJob: db.prepare<[number], JobSqlRow>(`SELECT * FROM jobs WHERE id = ?`),
+    getJob: db.prepare<[number], JobRow>(`SELECT * FROM jobs WHERE id = ?`),
     // A job's images in upload order.
-    images: db.prepare<[number], ImageSqlRow>(`SELECT * FROM job_images WHERE job_id = ? ORDER BY idx`),
+    images: db.prepare<[number], ImageRow>(`SELECT * FROM job_images WHERE job_id = ? ORDER BY idx`),
     // A job's attempt history, oldest first.
-    events: db.prepare<[number], EventSqlRow>(`SELECT * FROM job_events WHERE job_id = ? ORDER BY id`),
+    events: db.prepare<[number], EventRow>(`SELECT * FROM job_events WHERE job_id = ? ORDER BY id`),
     // Newest first, keyset-paginated by id.
-    list: db.prepare<{ beforeId: number; limit: number }, JobSqlRow>(
+    list: db.prepare<{ beforeId: number; limit: number }, JobRow>(
       `SELECT * FROM jobs WHERE id < @beforeId ORDER BY id DESC LIMIT @limit`,
     ),
     // Newest first in one or two row states (queued's two), keyset-paginated by id.
-    listByStatus: db.prepare<{ status: StoredStatus; alsoStatus: StoredStatus; beforeId: number; limit: number }, JobSqlRow>(
+    listByStatus: db.prepare<{ status: StoredStatus; alsoStatus: StoredStatus; beforeId: number; limit: number }, JobRow>(
       `SELECT * FROM jobs WHERE (status = @status OR status = @alsoStatus) AND id < @beforeId ORDER BY id DESC LIMIT @limit`,
     ),
     // Jobs and their images by state as clients see them: five rows, whatever the size of the queue.
@@ -302,10 +301,10 @@ export function createSqliteStore(db: Database.Database) {
     sql.insertEvent.run(ref.jobId, ref.attempt, kind, ref.owner, error?.code ?? null, error ? clip(error.message) : null, now);
   };
 
-  const refOf = (job: JobSqlRow): AttemptRef => ({ jobId: job.id, owner: job.lease_owner ?? '', attempt: job.attempts });
+  const refOf = (job: JobRow): AttemptRef => ({ jobId: job.id, owner: job.lease_owner ?? '', attempt: job.attempts });
 
   /** A job stored earlier, as a repeated submission gets it back. */
-  const storedEarlier = (row: JobSqlRow): StoredJob => ({
+  const storedEarlier = (row: JobRow): StoredJob => ({
     job: toJob(row), images: sql.images.all(row.id).map(toImage), created: false, requestFingerprint: row.request_fingerprint,
   });
 
@@ -317,10 +316,10 @@ export function createSqliteStore(db: Database.Database) {
     const row = sql.insertJob.get({
       priority: job.priority, maxAttempts: job.maxAttempts, options: JSON.stringify(job.options), destination: JSON.stringify(job.destination),
       idempotencyKey: job.idempotencyKey, requestFingerprint: job.requestFingerprint, inputKey: job.inputKey, imageCount: job.images.length, runAt: job.runAt, now,
-    }) as JobSqlRow;
+    }) as JobRow;
     moveCounts(null, row.status, 1, row.image_count);
     const images = job.images.map((image, index) =>
-      toImage(sql.insertImage.get(row.id, index, image.originalName, image.inputFormat, image.width, image.height, image.pages, image.inputBytes) as ImageSqlRow),
+      toImage(sql.insertImage.get(row.id, index, image.originalName, image.inputFormat, image.width, image.height, image.pages, image.inputBytes) as ImageRow),
     );
     return { job: toJob(row), images, created: true, requestFingerprint: row.request_fingerprint };
   };
@@ -407,7 +406,7 @@ export function createSqliteStore(db: Database.Database) {
   // one, get() returns the RETURNING row and better-sqlite3 drops the error of the commit that
   // ends the statement (SQLITE_FULL on a full disk), so a verb would answer with a write that
   // never happened.
-  const runNowTx = db.transaction((id: number, now: number): JobSqlRow | undefined => sql.runNow.get({ id, now }));
+  const runNowTx = db.transaction((id: number, now: number): JobRow | undefined => sql.runNow.get({ id, now }));
 
   const pruneTx = counted((olderThan: number, keep: number): number[] => {
     const pruned = sql.pruneExpired.all({ olderThan, limit: PRUNE_BATCH });

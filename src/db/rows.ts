@@ -1,9 +1,13 @@
-import type { Job, JobEvent, JobImage } from '../../jobs/types.js';
-import { publicStatus, type EventKind, type ImageStatus, type StoredStatus } from '../../jobs/states.js';
+import { publicStatus, type EventKind, type ImageStatus, type StoredStatus } from '../jobs/states.js';
+import type { Job, JobEvent, JobImage } from '../jobs/types.js';
 
-/** Rows as node-postgres returns them on the store's connections (snake_case, int8 as numbers), and their mapping to the store's types. */
+/**
+ * Rows as both backends' drivers return them (snake_case columns, times and
+ * ids as numbers; a boolean as SQLite's 0/1 or PostgreSQL's own), and their
+ * mapping to the store's types.
+ */
 
-export interface JobPgRow {
+export interface JobRow {
   id: number;
   status: StoredStatus;
   priority: number;
@@ -26,7 +30,7 @@ export interface JobPgRow {
   finished_at: number | null;
 }
 
-export interface ImagePgRow {
+export interface ImageRow {
   job_id: number;
   idx: number;
   original_name: string | null;
@@ -40,12 +44,12 @@ export interface ImagePgRow {
   output_width: number | null;
   output_height: number | null;
   output_bytes: number | null;
-  scaled_to_fit: boolean;
+  scaled_to_fit: boolean | number;
   location: string | null;
   delivered_at: number | null;
 }
 
-export interface EventPgRow {
+export interface EventRow {
   id: number;
   job_id: number;
   attempt: number;
@@ -56,7 +60,7 @@ export interface EventPgRow {
   at: number;
 }
 
-export function toJob(row: JobPgRow): Job {
+export function toJob(row: JobRow): Job {
   return {
     id: row.id,
     status: publicStatus(row.status),
@@ -78,7 +82,7 @@ export function toJob(row: JobPgRow): Job {
   };
 }
 
-export function toImage(row: ImagePgRow): JobImage {
+export function toImage(row: ImageRow): JobImage {
   return {
     jobId: row.job_id,
     index: row.idx,
@@ -93,13 +97,13 @@ export function toImage(row: ImagePgRow): JobImage {
     outputWidth: row.output_width,
     outputHeight: row.output_height,
     outputBytes: row.output_bytes,
-    scaledToFit: row.scaled_to_fit,
+    scaledToFit: Boolean(row.scaled_to_fit),
     location: row.location,
     deliveredAt: row.delivered_at,
   };
 }
 
-export function toEvent(row: EventPgRow): JobEvent {
+export function toEvent(row: EventRow): JobEvent {
   return {
     id: row.id,
     jobId: row.job_id,
