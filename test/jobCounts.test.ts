@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { PROMOTE_BATCH, PROMOTE_INTERVAL_MS } from '../src/db/sqlite/store.js';
+import { PROMOTE_BATCH, PROMOTE_INTERVAL_MS } from '../src/db/limits.js';
 import type { JobStore } from '../src/jobs/store.js';
 import { insertJob, jobInState, newJob, testDb } from './support/db.js';
 

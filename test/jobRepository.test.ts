@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/db/sqlite/open.js';
-import { createSqliteStore, PRUNE_BATCH } from '../src/db/sqlite/store.js';
+import { PRUNE_BATCH } from '../src/db/limits.js';
+import { createSqliteStore } from '../src/db/sqlite/store.js';
 import { complete, insertJob, jobInState, newJob, testDb } from './support/db.js';
 import { openFilesUnder } from './support/descriptors.js';
 

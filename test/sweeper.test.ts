@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { PRUNE_BATCH } from '../src/db/sqlite/store.js';
+import { PRUNE_BATCH } from '../src/db/limits.js';
 import type { JobStatus } from '../src/jobs/states.js';
 import { createSweeper, TEMP_GRACE_MS, type SweepReport } from '../src/ops/sweeper.js';
 import { createTempStore } from '../src/storage/tempStore.js';

@@ -4,22 +4,12 @@ import type { Logger } from 'pino';
 import { JobStatus, jobStatuses, publicStatus, StoredStatus } from '../../jobs/states.js';
 import type { JobSignal, JobStore } from '../../jobs/store.js';
 import type { AttemptRef, Job, JobError, JobImage, NewJob, StoredJob } from '../../jobs/types.js';
+import { clip, PROMOTE_BATCH, PROMOTE_INTERVAL_MS, PRUNE_BATCH } from '../limits.js';
 import { storeError } from './errors.js';
 import { toEvent, toImage, toJob, type EventRow, type ImageRow, type JobRow } from '../rows.js';
 import { listenForSignals } from './signals.js';
 import { sql, type Statement } from './statements.js';
 import { createTransactions, type Transaction } from './transaction.js';
-
-/** Error text kept in the database is bounded: a runaway message must not bloat rows. */
-const MAX_ERROR_MESSAGE = 2_000;
-const clip = (message: string): string => (message.length > MAX_ERROR_MESSAGE ? `${message.slice(0, MAX_ERROR_MESSAGE)}…` : message);
-
-/** Due `scheduled` jobs one claim moves to `queued` at the most, as on SQLite: a claim's transaction stays short however many fall due. */
-export const PROMOTE_BATCH = 1_000;
-/** Terminal jobs one `pruneTerminal` deletes at the most (with their images and events). */
-export const PRUNE_BATCH = 200;
-/** Claims promote due `scheduled` jobs at least this often even while there is queued work to claim, as on SQLite. */
-export const PROMOTE_INTERVAL_MS = 1_000;
 
 const LOST = {
   code: 'attempt_lost',
