@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type Database from 'better-sqlite3';
-import { EventKind, JobStatus, jobStatuses, StoredStatus } from '../../jobs/states.js';
+import { EventKind, JobStatus, StoredStatus } from '../../jobs/states.js';
 import type { JobSignal, JobStore } from '../../jobs/store.js';
 import type {
   AttemptRef, CancelResult, CompleteAndClaimResult, DeliveredImage, FailOutcome, Job, JobError, JobEvent, JobImage, ListQuery, NewJob, StoredJob,
@@ -21,20 +21,12 @@ import { surfaceDiskFull } from './surfaceDiskFull.js';
  * changes nothing.
  */
 
-/** What a statement ending an attempt returns of its job: what job_counts moves with it. */
-interface EndedRow {
-  image_count: number;
-}
-const ENDED = 'RETURNING image_count';
 
 interface PrunedRow {
   id: number;
   status: StoredStatus;
   image_count: number;
 }
-
-/** `CASE status WHEN 'queued' THEN @queued<suffix> … END`: a `job_counts` row's share of a `CountDelta`. */
-const deltaOf = (suffix: string): string => `CASE status ${jobStatuses.map((status) => `WHEN '${status}' THEN @${status}${suffix}`).join(' ')} END`;
 
 /**
  * The fence of every write made on behalf of an attempt: the job is still
@@ -90,20 +82,24 @@ export function createSqliteStore(db: Database.Database) {
     // The job a previous submission stored under an idempotency key.
     byIdempotencyKey: db.prepare<[string], JobRow>(`SELECT * FROM jobs WHERE idempotency_key = ?`),
     // Move scheduled jobs whose run_at has come to queued, oldest first: reads only the head of jobs_scheduled_idx.
-    promoteDue: db.prepare<{ now: number; batch: number }>(
+    // The batch is written in: a bound LIMIT costs a re-prepare per run (see claimDue).
+    promoteDue: db.prepare<{ now: number }>(
       `UPDATE jobs SET status = 'queued'
         WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_scheduled_idx WHERE status = 'scheduled' AND run_at <= @now
-                     ORDER BY run_at LIMIT @batch)`,
+                     ORDER BY run_at LIMIT ${PROMOTE_BATCH})`,
     ),
     // Claim up to n queued (hence due) jobs in one statement: highest priority first, then oldest run_at. It reads
     // the n entries it takes and no more: jobs waiting for later are scheduled, outside jobs_claim_idx.
     // INDEXED BY: without statistics the planner might prefer another index and sort every queued job.
+    // `@limit + 0`, not `@limit`: SQLite (3.47 on) plans with a LIMIT's bound value and so marks a statement whose
+    // LIMIT is a bare parameter expired whenever that parameter is bound, re-preparing it at every run (measured:
+    // about 50,000 instructions a claim, a sixth of a job's cost through the queue). An expression is not read.
     claimDue: db.prepare<ClaimLease & { limit: number }, ClaimedSqlValues>(
       `UPDATE jobs
           SET status = 'running', attempts = attempts + 1, lease_owner = @owner, lease_expires_at = @expires,
               started_at = @now, updated_at = @now
         WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_claim_idx WHERE status = 'queued'
-                     ORDER BY priority DESC, run_at, id LIMIT @limit)
+                     ORDER BY priority DESC, run_at, id LIMIT @limit + 0)
         RETURNING ${claimedColumns.join(', ')}`,
     ).raw(),
     // Record an attempt's start or end.
@@ -116,32 +112,28 @@ export function createSqliteStore(db: Database.Database) {
         WHERE ${HELD_BY_ATTEMPT}`,
     ),
     // Finish an attempt that delivered everything.
-    complete: db.prepare<{ id: number; owner: string; attempt: number; now: number }, EndedRow>(
+    complete: db.prepare<{ id: number; owner: string; attempt: number; now: number }>(
       `UPDATE jobs SET status = 'succeeded', lease_owner = NULL, lease_expires_at = NULL, finished_at = @now, updated_at = @now,
               last_error_code = NULL, last_error_message = NULL
-        WHERE ${HELD_BY_ATTEMPT}
-        ${ENDED}`,
+        WHERE ${HELD_BY_ATTEMPT}`,
     ),
     // Put a failed attempt's job back in the queue for a later run.
-    retry: db.prepare<{ id: number; owner: string; attempt: number; now: number; runAt: number; code: string; message: string }, EndedRow>(
+    retry: db.prepare<{ id: number; owner: string; attempt: number; now: number; runAt: number; code: string; message: string }>(
       `UPDATE jobs SET status = ${WAITING_STATUS}, lease_owner = NULL, lease_expires_at = NULL, run_at = @runAt, updated_at = @now,
               last_error_code = @code, last_error_message = @message
-        WHERE ${HELD_BY_ATTEMPT}
-        ${ENDED}`,
+        WHERE ${HELD_BY_ATTEMPT}`,
     ),
     // Fail a job for good.
-    fail: db.prepare<{ id: number; owner: string; attempt: number; now: number; code: string; message: string }, EndedRow>(
+    fail: db.prepare<{ id: number; owner: string; attempt: number; now: number; code: string; message: string }>(
       `UPDATE jobs SET status = 'failed', lease_owner = NULL, lease_expires_at = NULL, finished_at = @now, updated_at = @now,
               last_error_code = @code, last_error_message = @message
-        WHERE ${HELD_BY_ATTEMPT}
-        ${ENDED}`,
+        WHERE ${HELD_BY_ATTEMPT}`,
     ),
     // Give an interrupted attempt's job back without counting the attempt. run_at stays as it was: the job keeps its place.
-    returnAttempt: db.prepare<{ id: number; owner: string; attempt: number; now: number }, EndedRow>(
+    returnAttempt: db.prepare<{ id: number; owner: string; attempt: number; now: number }>(
       `UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL,
               updated_at = @now
-        WHERE ${HELD_BY_ATTEMPT}
-        ${ENDED}`,
+        WHERE ${HELD_BY_ATTEMPT}`,
     ),
     // Cancel a job that has not ended.
     cancel: db.prepare<{ id: number; now: number }, JobRow>(
@@ -154,8 +146,9 @@ export function createSqliteStore(db: Database.Database) {
       `UPDATE jobs SET status = 'queued', run_at = @now, updated_at = @now
         WHERE id = @id AND (status = 'scheduled' OR status = 'queued') RETURNING *`,
     ),
-    // Apply one transaction's CountDelta: each row of job_counts moves by its state's share.
-    moveCounts: db.prepare<Record<string, number>>(`UPDATE job_counts SET jobs = jobs + ${deltaOf('')}, images = images + ${deltaOf('Images')}`),
+    // Apply one state's share of a transaction's CountDelta: one row by its key, once per state that moved. An
+    // UPDATE of all five rows with a CASE per column opened a statement journal and cost more per transaction.
+    moveCounts: db.prepare<[number, number, JobStatus]>(`UPDATE job_counts SET jobs = jobs + ?, images = images + ? WHERE status = ?`),
     // Count every row again (a full scan): at start, so a row changed by hand is counted. Zero first: a state
     // with no rows is missing from the grouped counts.
     zeroCounts: db.prepare(`UPDATE job_counts SET jobs = 0, images = 0`),
@@ -198,6 +191,9 @@ export function createSqliteStore(db: Database.Database) {
           AND EXISTS (SELECT 1 FROM jobs WHERE ${HELD_BY_ATTEMPT})`,
     ),
     getJob: db.prepare<[number], JobRow>(`SELECT * FROM jobs WHERE id = ?`),
+    // What job_counts moves with an ended attempt's job. Read apart from the statement that ends it: a RETURNING
+    // clause buffers its rows in a temporary b-tree, a page allocated and cleared per statement.
+    imageCount: db.prepare<[number], number>(`SELECT image_count FROM jobs WHERE id = ?`).pluck(),
     // A job's images in upload order.
     images: db.prepare<[number], ImageRow>(`SELECT * FROM job_images WHERE job_id = ? ORDER BY idx`),
     // A job's attempt history, oldest first.
@@ -260,7 +256,7 @@ export function createSqliteStore(db: Database.Database) {
       delta = new CountDelta();
       try {
         const result = body(...args);
-        if (!delta.empty) sql.moveCounts.run(delta.params());
+        for (const { status, jobs, images } of delta.moves()) sql.moveCounts.run(jobs, images, status);
         return result;
       } finally {
         delta = null;
@@ -272,7 +268,7 @@ export function createSqliteStore(db: Database.Database) {
   /** Moves due scheduled jobs to queued (uncounted: both are `queued` to clients); false when none was due. */
   const promoteDue = (now: number): boolean => {
     nextPromoteAt = now + PROMOTE_INTERVAL_MS;
-    return sql.promoteDue.run({ now, batch: PROMOTE_BATCH }).changes > 0;
+    return sql.promoteDue.run({ now }).changes > 0;
   };
 
   const recordEvent = (ref: AttemptRef, kind: EventKind, now: number, error: JobError | null = null): void => {
@@ -329,12 +325,11 @@ export function createSqliteStore(db: Database.Database) {
 
   /** Ends an attempt with one of the guarded statements above; false when the attempt no longer held its job. */
   const endAttempt = (
-    ref: AttemptRef, statement: Database.Statement<[Record<string, unknown>], EndedRow>, params: Record<string, unknown>,
+    ref: AttemptRef, statement: Database.Statement<[Record<string, unknown>]>, params: Record<string, unknown>,
     kind: keyof typeof endedIn, now: number, error: JobError | null,
   ): boolean => {
-    const ended = statement.get({ id: ref.jobId, owner: ref.owner, attempt: ref.attempt, now, ...params });
-    if (!ended) return false;
-    moveCounts(StoredStatus.running, endedIn[kind], 1, ended.image_count);
+    if (statement.run({ id: ref.jobId, owner: ref.owner, attempt: ref.attempt, now, ...params }).changes === 0) return false;
+    moveCounts(StoredStatus.running, endedIn[kind], 1, sql.imageCount.get(ref.jobId) ?? 0);
     recordEvent(ref, kind, now, error);
     return true;
   };
