@@ -17,7 +17,9 @@ const json = (description: string, ref: string) => ({
 const jobId = { name: 'id', in: 'path', required: true, schema: { type: 'integer', minimum: 1 } };
 const unauthorized = problem('API_TOKEN is set and the bearer token is missing or wrong (`unauthorized`).');
 const notFound = problem('No such job (`job_not_found`).');
-const diskFull = problem('The disk is full (`disk_full`): nothing was stored or changed; see Retry-After.');
+const unavailable = problem(
+  'The disk is full (`disk_full`): nothing was stored or changed; or the PostgreSQL server cannot be reached (`database_unavailable`); see Retry-After.',
+);
 
 const debugForbidden = problem('Not a loopback client (`debug_loopback_only`).');
 
@@ -123,7 +125,7 @@ export function openApiDocument() {
             '413': problem('An image over MAX_UPLOAD_BYTES (`image_too_large_bytes`) or too many images (`too_many_images`).'),
             '415': problem('Not an image, or a format not accepted (`unsupported_media_type`).'),
             '422': problem('Image refused from its header: over MAX_INPUT_PIXELS (`image_too_large`) or unreadable (`image_corrupt`).'),
-            '503': problem('Queue full (`queue_full`), disk low (`disk_low`: free space less what uploads in progress reserve is below MIN_FREE_DISK_BYTES), disk full (`disk_full`) or shutting down; nothing was stored; see Retry-After.'),
+            '503': problem('Queue full (`queue_full`), disk low (`disk_low`: free space less what uploads in progress reserve is below MIN_FREE_DISK_BYTES), disk full (`disk_full`) or shutting down, nothing was stored; or the PostgreSQL server cannot be reached (`database_unavailable`: repeat with the same Idempotency-Key); see Retry-After.'),
           },
         },
         get: {
@@ -159,7 +161,7 @@ export function openApiDocument() {
           summary: 'Cancel a queued or running job',
           description: 'A running attempt is aborted; the job\'s temp files are deleted.',
           parameters: [jobId],
-          responses: { '200': json('Cancelled', 'Job'), '401': unauthorized, '404': notFound, '409': problem('Already ended (`job_ended`).'), '503': diskFull },
+          responses: { '200': json('Cancelled', 'Job'), '401': unauthorized, '404': notFound, '409': problem('Already ended (`job_ended`).'), '503': unavailable },
         },
       },
       '/jobs/{id}/retry': {
@@ -173,7 +175,7 @@ export function openApiDocument() {
             '401': unauthorized,
             '404': notFound,
             '409': problem('`input_released` (failed or cancelled), `job_succeeded` or `job_running`.'),
-            '503': diskFull,
+            '503': unavailable,
           },
         },
       },
