@@ -108,13 +108,19 @@ export function createJobs(options: JobsOptions) {
      */
     async waitForEnd(jobId: number, ms: number, clientGone: AbortSignal, recheckMs: number): Promise<Job | null> {
       const until = Date.now() + ms;
-      const signal = AbortSignal.any([clientGone, stopping.signal]);
-      let job = await store.getJob(jobId);
-      while (job !== null && !isTerminal(job.status) && !signal.aborted && Date.now() < until) {
-        await watch.wait(jobId, Math.min(until - Date.now(), recheckMs), signal);
-        job = await store.getJob(jobId);
+      const gone = AbortSignal.any([clientGone, stopping.signal]);
+      for (;;) {
+        // Listening before reading: an end committed between the read and the wait still wakes it.
+        const read = new AbortController();
+        const woken = watch.wait(jobId, Math.max(0, Math.min(until - Date.now(), recheckMs)), AbortSignal.any([gone, read.signal]));
+        const job = await store.getJob(jobId);
+        if (job === null || isTerminal(job.status) || gone.aborted || Date.now() >= until) {
+          read.abort();
+          await woken;
+          return job;
+        }
+        await woken;
       }
-      return job;
     },
 
     /**
