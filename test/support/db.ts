@@ -8,6 +8,7 @@ import { createSqliteStore, type SqliteStore } from '../../src/db/sqlite/store.j
 import type { JobStatus } from '../../src/jobs/states.js';
 import type { JobStore } from '../../src/jobs/store.js';
 import type { AttemptRef, Job, NewJob, StoredJob } from '../../src/jobs/types.js';
+import type { ArrangedFields } from './stores.js';
 
 /** A fresh folder under the system temp dir, removed when the test finishes. */
 export function tempDir(prefix = 'image-jobs-'): string {
@@ -70,20 +71,23 @@ export async function jobInState(
   db: Database.Database,
   store: JobStore,
   status: JobStatus,
-  fields: { finishedAt?: number; leaseOwner?: string; leaseExpiresAt?: number; attempts?: number; job?: Partial<NewJob> } = {},
+  fields: ArrangedFields = {},
 ): Promise<Job> {
   const { job } = await insertJob(store, newJob(fields.job), 0);
   const running = status === 'running';
   // A queued job due later is stored as the store stores it: scheduled, out of the claim's reach until then.
   const stored = status === 'queued' && job.runAt > Date.now() ? 'scheduled' : status;
   db.prepare(
-    `UPDATE jobs SET status = ?, attempts = ?, finished_at = ?, lease_owner = ?, lease_expires_at = ? WHERE id = ?`,
+    `UPDATE jobs SET status = ?, attempts = ?, finished_at = ?, lease_owner = ?, lease_expires_at = ?, last_error_code = ?, last_error_message = ?
+      WHERE id = ?`,
   ).run(
     stored,
     fields.attempts ?? (status === 'queued' ? 0 : 1),
     ['succeeded', 'failed', 'cancelled'].includes(status) ? (fields.finishedAt ?? 0) : null,
     running ? (fields.leaseOwner ?? 'elsewhere:1:dead') : null,
     running ? (fields.leaseExpiresAt ?? Number.MAX_SAFE_INTEGER) : null,
+    fields.lastError?.code ?? null,
+    fields.lastError?.message ?? null,
     job.id,
   );
   await store.recountJobs(); // a write behind the store's back, as a restart would find it
