@@ -285,7 +285,7 @@ describe.each(storeBackends)('the scheduler on $name', (backend) => {
         const s = scheduler(store, work, { maxConcurrentJobs: 2, leaseMs: 60_000, heartbeatMs: 60_000 });
         await s.start();
         await waitFor(async () => (await store.getJob(job.id))?.status === 'running');
-        // Another process took this one for dead and requeued the job; this one, woken by the requeue, claims it again as attempt 2.
+        // The job is requeued as by an instance that took this one for dead; woken by the requeue, this one claims it again as attempt 2.
         expect(await store.requeueLost(Date.now(), [s.owner])).toBe(1);
         await waitFor(async () => (await store.getJob(job.id))?.status === 'succeeded');
         expect((await store.getJob(job.id))?.attempts).toBe(2);
