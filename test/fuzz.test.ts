@@ -2,7 +2,7 @@ import http from 'node:http';
 import fc from 'fast-check';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { startService } from './support/service.js';
+import { serviceBackends } from './support/serviceBackends.js';
 import { waitFor } from './support/wait.js';
 
 interface FuzzRequest {
@@ -85,32 +85,36 @@ function requests(image: Buffer) {
   return fc.oneof(raw, multipart, other);
 }
 
-describe('random and mutated requests', () => {
-  it('never get a 5xx (but 503), never stop the process, and leave no temp file of a refused submission', async () => {
-    const s = await startService({ MAX_UPLOAD_BYTES: '200000', MAX_IMAGES_PER_JOB: '2', MAX_ATTEMPTS: '1' });
-    const image = await sharp({ create: { width: 48, height: 32, channels: 3, background: '#3a6' } }).jpeg().toBuffer();
-    const seen = new Map<number, number>();
-    await fc.assert(
-      fc.asyncProperty(requests(image), async (request) => {
-        const status = await send(s.url, request);
-        seen.set(status, (seen.get(status) ?? 0) + 1);
-        expect(status >= 500 && status !== 503, `${request.method} ${request.path} answered ${status}`).toBe(false);
-      }),
-      {
-        numRuns: 250,
-        // Always among the requests, whatever the seed: an accepted raw and an accepted multipart submission.
-        examples: [
-          [{ method: 'POST', path: '/jobs', headers: { 'content-type': 'image/jpeg' }, body: image }],
-          [{ method: 'POST', path: '/jobs', headers: { 'content-type': 'multipart/form-data; boundary=xyz' }, body: multipartBody('xyz', [{ name: 'images', filename: 'a.jpg', body: image }], true) }],
-        ],
-      },
-    );
-    expect((await fetch(`${s.url}/health`)).status).toBe(200);
-    // Every accepted job ends; then no temp file may remain.
-    await waitFor(async () => (await s.store.liveCount()) === 0, 20_000);
-    await waitFor(() => s.tempFiles().length === 0, 5_000);
-    // The run exercised acceptance and refusal both.
-    expect(seen.get(202) ?? 0).toBeGreaterThan(0);
-    expect([...seen.keys()].some((status) => status >= 400 && status < 500)).toBe(true);
+describe.each(serviceBackends)('the service on $name', (backend) => {
+  describe.skipIf(!backend.available)('', () => {
+    describe('random and mutated requests', () => {
+      it('never get a 5xx (but 503), never stop the process, and leave no temp file of a refused submission', async () => {
+        const s = await backend.start({ MAX_UPLOAD_BYTES: '200000', MAX_IMAGES_PER_JOB: '2', MAX_ATTEMPTS: '1' });
+        const image = await sharp({ create: { width: 48, height: 32, channels: 3, background: '#3a6' } }).jpeg().toBuffer();
+        const seen = new Map<number, number>();
+        await fc.assert(
+          fc.asyncProperty(requests(image), async (request) => {
+            const status = await send(s.url, request);
+            seen.set(status, (seen.get(status) ?? 0) + 1);
+            expect(status >= 500 && status !== 503, `${request.method} ${request.path} answered ${status}`).toBe(false);
+          }),
+          {
+            numRuns: 250,
+            // Always among the requests, whatever the seed: an accepted raw and an accepted multipart submission.
+            examples: [
+              [{ method: 'POST', path: '/jobs', headers: { 'content-type': 'image/jpeg' }, body: image }],
+              [{ method: 'POST', path: '/jobs', headers: { 'content-type': 'multipart/form-data; boundary=xyz' }, body: multipartBody('xyz', [{ name: 'images', filename: 'a.jpg', body: image }], true) }],
+            ],
+          },
+        );
+        expect((await fetch(`${s.url}/health`)).status).toBe(200);
+        // Every accepted job ends; then no temp file may remain.
+        await waitFor(async () => (await s.store.liveCount()) === 0, 20_000);
+        await waitFor(() => s.tempFiles().length === 0, 5_000);
+        // The run exercised acceptance and refusal both.
+        expect(seen.get(202) ?? 0).toBeGreaterThan(0);
+        expect([...seen.keys()].some((status) => status >= 400 && status < 500)).toBe(true);
+      });
+    });
   });
 });

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { openApiDocument } from '../src/http/routes/openapi.js';
 import { submitMultipart, submitRaw } from './support/http.js';
 import { gradientJpeg } from './support/images.js';
-import { startService } from './support/service.js';
+import { serviceBackends } from './support/serviceBackends.js';
 import { waitFor } from './support/wait.js';
 
 // ajv-formats is CommonJS: its default export arrives as the module object under NodeNext's interop.
@@ -67,75 +67,79 @@ function mediaRangeOf(actual: string, ranges: readonly string[]): string | undef
   return ranges.find((range) => range === type || (range.endsWith('/*') && type.startsWith(range.slice(0, -1))));
 }
 
-describe('real answers of every route', () => {
-  it('match their documented status, media type and schema', async () => {
-    const s = await startService();
-    const ajv = new Ajv2020({ strict: false, allErrors: true });
-    addFormats(ajv);
-    ajv.addSchema(openApiDocument(), 'openapi.json');
-    const jpeg = await gradientJpeg(64, 48);
-    const checked = new Set<string>();
+describe.each(serviceBackends)('the document against the service on $name', (backend) => {
+  describe.skipIf(!backend.available)('', () => {
+    describe('real answers of every route', () => {
+      it('match their documented status, media type and schema', async () => {
+        const s = await backend.start();
+        const ajv = new Ajv2020({ strict: false, allErrors: true });
+        addFormats(ajv);
+        ajv.addSchema(openApiDocument(), 'openapi.json');
+        const jpeg = await gradientJpeg(64, 48);
+        const checked = new Set<string>();
 
-    /** Sends one request and holds its answer to the document; returns the parsed JSON body, if any. */
-    const check = async (method: string, path: string, init: RequestInit = {}): Promise<Record<string, unknown>> => {
-      const response = await fetch(`${s.url}${path}`, { ...init, method: method.toUpperCase() });
-      const where = `${method.toUpperCase()} ${path} → ${response.status}`;
-      const documented = documentedResponse(path.split('?')[0] ?? path, method, response.status);
-      expect(documented, `${where} is not documented`).toBeDefined();
-      const content = documented?.response.content ?? {};
-      const contentType = response.headers.get('content-type') ?? '';
-      const range = mediaRangeOf(contentType, Object.keys(content));
-      expect(range, `${where}: ${contentType} is not among ${Object.keys(content).join(', ')}`).toBeDefined();
-      checked.add(`${method} ${documented?.route ?? path} ${response.status}`);
-      if (!/json/.test(contentType)) {
-        await response.arrayBuffer();
-        return {};
-      }
-      const body = (await response.json()) as Record<string, unknown>;
-      const validate = ajv.compile({ $ref: `openapi.json${documented?.pointer ?? ''}/content/${token(range ?? '')}/schema` });
-      expect(validate(body), `${where}: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(body)}`).toBe(true);
-      return body;
-    };
+        /** Sends one request and holds its answer to the document; returns the parsed JSON body, if any. */
+        const check = async (method: string, path: string, init: RequestInit = {}): Promise<Record<string, unknown>> => {
+          const response = await fetch(`${s.url}${path}`, { ...init, method: method.toUpperCase() });
+          const where = `${method.toUpperCase()} ${path} → ${response.status}`;
+          const documented = documentedResponse(path.split('?')[0] ?? path, method, response.status);
+          expect(documented, `${where} is not documented`).toBeDefined();
+          const content = documented?.response.content ?? {};
+          const contentType = response.headers.get('content-type') ?? '';
+          const range = mediaRangeOf(contentType, Object.keys(content));
+          expect(range, `${where}: ${contentType} is not among ${Object.keys(content).join(', ')}`).toBeDefined();
+          checked.add(`${method} ${documented?.route ?? path} ${response.status}`);
+          if (!/json/.test(contentType)) {
+            await response.arrayBuffer();
+            return {};
+          }
+          const body = (await response.json()) as Record<string, unknown>;
+          const validate = ajv.compile({ $ref: `openapi.json${documented?.pointer ?? ''}/content/${token(range ?? '')}/schema` });
+          expect(validate(body), `${where}: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(body)}`).toBe(true);
+          return body;
+        };
 
-    const submitted = await submitRaw(s.url, jpeg, '?width=32');
-    expect(submitted.status).toBe(202);
-    await check('post', '/jobs', { body: jpeg, headers: { 'content-type': 'image/jpeg', 'idempotency-key': 'doc-check-1' } });
-    await check('post', '/jobs', { body: jpeg, headers: { 'content-type': 'image/jpeg', 'idempotency-key': 'doc-check-1' } });
-    await check('post', '/jobs?quality=500', { body: jpeg, headers: { 'content-type': 'image/jpeg' } });
-    await check('post', '/jobs', { body: 'hello', headers: { 'content-type': 'text/plain' } });
-    const multipart = await submitMultipart(s.url, [{ bytes: jpeg, name: 'a.jpg' }], { format: 'png' });
-    expect(multipart.status).toBe(202);
+        const submitted = await submitRaw(s.url, jpeg, '?width=32');
+        expect(submitted.status).toBe(202);
+        await check('post', '/jobs', { body: jpeg, headers: { 'content-type': 'image/jpeg', 'idempotency-key': 'doc-check-1' } });
+        await check('post', '/jobs', { body: jpeg, headers: { 'content-type': 'image/jpeg', 'idempotency-key': 'doc-check-1' } });
+        await check('post', '/jobs?quality=500', { body: jpeg, headers: { 'content-type': 'image/jpeg' } });
+        await check('post', '/jobs', { body: 'hello', headers: { 'content-type': 'text/plain' } });
+        const multipart = await submitMultipart(s.url, [{ bytes: jpeg, name: 'a.jpg' }], { format: 'png' });
+        expect(multipart.status).toBe(202);
 
-    const id = String(submitted.body.id);
-    await waitFor(async () => (await (await fetch(`${s.url}/jobs/${id}`)).json() as { status: string }).status === 'succeeded', 20_000, 50);
-    await check('get', `/jobs/${id}`);
-    await check('get', `/jobs/${id}/images/0`);
-    await check('get', `/jobs/${id}/images/9`);
-    await check('post', `/jobs/${id}/retry`);
-    await check('post', `/jobs/${id}/cancel`);
-    await check('get', '/jobs/999999');
+        const id = String(submitted.body.id);
+        await waitFor(async () => (await (await fetch(`${s.url}/jobs/${id}`)).json() as { status: string }).status === 'succeeded', 20_000, 50);
+        await check('get', `/jobs/${id}`);
+        await check('get', `/jobs/${id}/images/0`);
+        await check('get', `/jobs/${id}/images/9`);
+        await check('post', `/jobs/${id}/retry`);
+        await check('post', `/jobs/${id}/cancel`);
+        await check('get', '/jobs/999999');
 
-    const delayed = async (): Promise<string> => String((await submitRaw(s.url, jpeg, '?delayMs=600000')).body.id);
-    await check('post', `/jobs/${await delayed()}/cancel`);
-    await check('get', `/jobs/${await delayed()}/images/0`);
-    await check('post', `/jobs/${await delayed()}/retry`);
+        const delayed = async (): Promise<string> => String((await submitRaw(s.url, jpeg, '?delayMs=600000')).body.id);
+        await check('post', `/jobs/${await delayed()}/cancel`);
+        await check('get', `/jobs/${await delayed()}/images/0`);
+        await check('post', `/jobs/${await delayed()}/retry`);
 
-    const page = await check('get', '/jobs?status=succeeded&limit=1');
-    await check('get', `/jobs?limit=1&cursor=${String(page.nextCursor)}`);
-    await check('get', '/jobs?limit=0');
-    await check('get', '/jobs?cursor=nope');
+        const page = await check('get', '/jobs?status=succeeded&limit=1');
+        await check('get', `/jobs?limit=1&cursor=${String(page.nextCursor)}`);
+        await check('get', '/jobs?limit=0');
+        await check('get', '/jobs?cursor=nope');
 
-    for (const path of ['/health', '/ready', '/openapi.json', '/metrics', '/', '/stats', '/stats/samples', '/debug/memory-stats']) await check('get', path);
-    await check('post', '/debug/memory/cleanup-images');
-    // Now with a last sweep to show.
-    await check('get', '/stats');
-    await check('get', '/debug/memory-stats');
-    await check('delete', `/jobs/${id}`);
-    await check('put', '/health');
+        for (const path of ['/health', '/ready', '/openapi.json', '/metrics', '/', '/stats', '/stats/samples', '/debug/memory-stats']) await check('get', path);
+        await check('post', '/debug/memory/cleanup-images');
+        // Now with a last sweep to show.
+        await check('get', '/stats');
+        await check('get', '/debug/memory-stats');
+        await check('delete', `/jobs/${id}`);
+        await check('put', '/health');
 
-    // Every operation of the document was met at least once.
-    const met = new Set([...checked].map((entry) => entry.split(' ').slice(0, 2).join(' ')));
-    const unmet = operations.filter(({ route, method }) => !met.has(`${method} ${route}`)).map(({ route, method }) => `${method} ${route}`);
-    expect(unmet).toEqual([]);
+        // Every operation of the document was met at least once.
+        const met = new Set([...checked].map((entry) => entry.split(' ').slice(0, 2).join(' ')));
+        const unmet = operations.filter(({ route, method }) => !met.has(`${method} ${route}`)).map(({ route, method }) => `${method} ${route}`);
+        expect(unmet).toEqual([]);
+      });
+    });
   });
 });

@@ -8,6 +8,7 @@ import { createSqliteStore, type SqliteStore } from '../../src/db/sqlite/store.j
 import type { JobStatus } from '../../src/jobs/states.js';
 import type { JobStore } from '../../src/jobs/store.js';
 import type { AttemptRef, Job, NewJob, StoredJob } from '../../src/jobs/types.js';
+import type { ArrangedFields } from './stores.js';
 
 /** A fresh folder under the system temp dir, removed when the test finishes. */
 export function tempDir(prefix = 'image-jobs-'): string {
@@ -62,23 +63,15 @@ export async function complete(store: JobStore, ref: AttemptRef, now: number): P
   return completed[0] === true;
 }
 
-/** What a test may say of a job it puts in a state. */
-export interface StateFields {
-  finishedAt?: number;
-  leaseOwner?: string;
-  leaseExpiresAt?: number;
-  attempts?: number;
-  job?: Partial<NewJob>;
-}
-
 /**
  * Puts a job in any state directly, the way a finished or crashed process
  * would have left it (only for arranging tests): inserted through the store,
  * then `write` sets `[status, attempts, finished_at, lease_owner,
- * lease_expires_at, id]` behind its back with the backend's own UPDATE, and
- * the store counts again, as a restart would.
+ * lease_expires_at, last_error_code, last_error_message, id]` behind its
+ * back with the backend's own UPDATE, and the store counts again, as a
+ * restart would.
  */
-export async function arrangeJob(store: JobStore, status: JobStatus, fields: StateFields, write: (values: unknown[]) => unknown): Promise<Job> {
+export async function arrangeJob(store: JobStore, status: JobStatus, fields: ArrangedFields, write: (values: unknown[]) => unknown): Promise<Job> {
   const { job } = await insertJob(store, newJob(fields.job), 0);
   const running = status === 'running';
   // A queued job due later is stored as the store stores it: scheduled, out of the claim's reach until then.
@@ -89,6 +82,8 @@ export async function arrangeJob(store: JobStore, status: JobStatus, fields: Sta
     ['succeeded', 'failed', 'cancelled'].includes(status) ? (fields.finishedAt ?? 0) : null,
     running ? (fields.leaseOwner ?? 'elsewhere:1:dead') : null,
     running ? (fields.leaseExpiresAt ?? Number.MAX_SAFE_INTEGER) : null,
+    fields.lastError?.code ?? null,
+    fields.lastError?.message ?? null,
     job.id,
   ]);
   await store.recountJobs();
@@ -98,8 +93,13 @@ export async function arrangeJob(store: JobStore, status: JobStatus, fields: Sta
 }
 
 /** `arrangeJob` on a SQLite file, through the test's own connection `db`. */
-export function jobInState(db: Database.Database, store: JobStore, status: JobStatus, fields: StateFields = {}): Promise<Job> {
+export function jobInState(db: Database.Database, store: JobStore, status: JobStatus, fields: ArrangedFields = {}): Promise<Job> {
   return arrangeJob(store, status, fields, (values) =>
-    db.prepare(`UPDATE jobs SET status = ?, attempts = ?, finished_at = ?, lease_owner = ?, lease_expires_at = ? WHERE id = ?`).run(...values),
+    db
+      .prepare(
+        `UPDATE jobs SET status = ?, attempts = ?, finished_at = ?, lease_owner = ?, lease_expires_at = ?, last_error_code = ?, last_error_message = ?
+          WHERE id = ?`,
+      )
+      .run(...values),
   );
 }

@@ -9,6 +9,9 @@ import { createLogger } from '../../src/log.js';
 import { createService, type Service } from '../../src/service.js';
 import { tempDir } from './db.js';
 import { openFilesUnder } from './descriptors.js';
+import { postgresRows } from './postgresRows.js';
+import { sqliteRows } from './sqliteRows.js';
+import type { StoreRows } from './stores.js';
 
 export interface RunningService {
   readonly service: Service;
@@ -17,9 +20,14 @@ export interface RunningService {
   /** The service's job store (`service.jobs.store`). */
   readonly store: JobStore;
   /**
+   * The service's rows, arranged and read behind its back as an operator or
+   * an earlier process would have left them, on whichever backend it runs.
+   */
+  readonly rows: StoreRows;
+  /**
    * A connection of the test's own to the service's SQLite file, opened on
-   * first use: to change rows behind the service's back, as an operator or
-   * an earlier process would have.
+   * first use: for what only SQLite has (its file, its pragmas). Tests that
+   * also run on PostgreSQL use `rows`.
    */
   readonly db: Database.Database;
   /** Files left in the temp store, relative to it. */
@@ -48,8 +56,11 @@ export async function startService(env: Record<string, string> = {}, log?: Logge
   const port = await service.start();
   let stopped = false;
   let db: Database.Database | null = null;
+  const store = service.jobs.store;
+  const rows = config.databaseUrl === null ? sqliteRows(config.dbPath, store) : postgresRows(config.databaseUrl, store);
   onTestFinished(async () => {
     db?.close();
+    await rows.close();
     if (!stopped) await service.stop();
     stopped = true;
     // A stopped service holds nothing open in its DATA_DIR: database, temp store, results.
@@ -59,7 +70,8 @@ export async function startService(env: Record<string, string> = {}, log?: Logge
     service,
     config,
     url: `http://127.0.0.1:${port}`,
-    store: service.jobs.store,
+    store,
+    rows: rows.rows,
     get db() {
       db ??= new Database(config.dbPath);
       db.pragma('busy_timeout = 5000');

@@ -1,6 +1,6 @@
 import type { JobStatus, StoredStatus } from '../../src/jobs/states.js';
 import type { JobStore } from '../../src/jobs/store.js';
-import type { Job, NewJob } from '../../src/jobs/types.js';
+import type { Job, JobError, NewJob } from '../../src/jobs/types.js';
 import { openPostgresFixture } from './postgresRows.js';
 import { postgresAvailable } from './postgres.js';
 import { openSqliteFixture } from './sqliteRows.js';
@@ -12,13 +12,26 @@ export interface Counts {
   readonly imageCounts: { pending: number; completed: number };
 }
 
+/** How `StoreRows.jobInState` leaves a job, beyond its state. */
+export interface ArrangedFields {
+  finishedAt?: number;
+  leaseOwner?: string;
+  leaseExpiresAt?: number;
+  attempts?: number;
+  lastError?: JobError;
+  job?: Partial<NewJob>;
+}
+
 /** What tests arrange and inspect behind a store's back, the way an operator or a crashed process would leave rows. */
 export interface StoreRows {
-  /** Inserts a job through the store, then puts it in `status` directly (a full recount follows). */
-  jobInState(
-    status: JobStatus,
-    fields?: { finishedAt?: number; leaseOwner?: string; leaseExpiresAt?: number; attempts?: number; job?: Partial<NewJob> },
-  ): Promise<Job>;
+  /**
+   * Inserts a job through the store, then puts it in `status` directly (a
+   * full recount follows). A queued job due later is stored as the store
+   * stores it: scheduled, out of the claim's reach until then.
+   */
+  jobInState(status: JobStatus, fields?: ArrangedFields): Promise<Job>;
+  /** Gives a running job's lease to `owner` until `leaseExpiresAt`, as another instance that claimed it would hold it. */
+  leaseTakenBy(id: number, owner: string, leaseExpiresAt: number): Promise<void>;
   /** The state stored in the job's row (`scheduled` included). */
   rowStatus(id: number): Promise<StoredStatus>;
   /** Counts read row by row. */
