@@ -29,6 +29,12 @@ export interface Config {
   readonly imageBatchSize: number;
   /** Per attempt; on expiry the attempt is aborted and counts as a transient failure. */
   readonly jobTimeoutMs: number;
+  /**
+   * How long a claimed job stays held without a heartbeat (renewed every
+   * third of it): the time after which the jobs of an instance that died
+   * are taken up by the others.
+   */
+  readonly leaseMs: number;
   readonly maxAttempts: number;
   readonly retryBaseMs: number;
   readonly retryMaxMs: number;
@@ -80,7 +86,7 @@ const settingNames = [
   'RETRY_BASE_MS', 'RETRY_MAX_MS', 'WEBP_QUALITY', 'WEBP_EFFORT', 'CONVERT_CONCURRENCY', 'MAX_COMPLETED_JOBS',
   'COMPLETED_TTL_MS', 'SWEEP_CRON', 'MAX_UPLOAD_BYTES', 'MAX_IMAGES_PER_JOB', 'MAX_INPUT_PIXELS', 'MAX_QUEUED_JOBS',
   'MIN_FREE_DISK_BYTES', 'API_TOKEN', 'SHUTDOWN_GRACE_MS', 'SQLITE_SYNCHRONOUS', 'UPLOAD_ALLOWED_HOSTS', 'LOG_LEVEL',
-  'DATABASE_URL',
+  'DATABASE_URL', 'LEASE_MS',
 ] as const;
 type SettingName = (typeof settingNames)[number];
 
@@ -175,6 +181,8 @@ export function loadConfig(env: Env = process.env): Config {
     maxConcurrentJobs: integer(env, 'MAX_CONCURRENT_JOBS', 5, 1, 1_000),
     imageBatchSize: integer(env, 'IMAGE_BATCH_SIZE', 5, 1, 100),
     jobTimeoutMs: integer(env, 'JOB_TIMEOUT_MS', 1_800_000, 100),
+    // A heartbeat a third of a second apart at the least; at most an hour, so a dead instance's jobs come back that day.
+    leaseMs: integer(env, 'LEASE_MS', 30_000, 1_000, 3_600_000),
     maxAttempts: integer(env, 'MAX_ATTEMPTS', 3, 1, 100),
     retryBaseMs,
     retryMaxMs,

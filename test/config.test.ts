@@ -15,6 +15,7 @@ describe('loadConfig', () => {
       maxConcurrentJobs: 5,
       imageBatchSize: 5,
       jobTimeoutMs: 1_800_000,
+      leaseMs: 30_000,
       maxAttempts: 3,
       retryBaseMs: 5_000,
       retryMaxMs: 300_000,
@@ -52,9 +53,11 @@ describe('loadConfig', () => {
       SQLITE_SYNCHRONOUS: 'normal',
       UPLOAD_ALLOWED_HOSTS: 'Uploads.example.com, 127.0.0.1,[::1]',
       API_TOKEN: 'a-long-enough-secret',
+      LEASE_MS: '3000',
     });
     expect(config).toMatchObject({
       port: 9000,
+      leaseMs: 3_000,
       dbPath: '/srv/jobs/jobs.db',
       sqliteSynchronous: 'NORMAL',
       uploadAllowedHosts: ['uploads.example.com', '127.0.0.1', '::1'],
@@ -66,6 +69,7 @@ describe('loadConfig', () => {
     ['PORT', 'eighty', 'PORT="eighty" is invalid: expected an integer from 0 to 65535'],
     ['PORT', '70000', 'PORT="70000" is invalid: expected an integer from 0 to 65535'],
     ['MAX_CONCURRENT_JOBS', '0', 'MAX_CONCURRENT_JOBS="0" is invalid: expected an integer from 1 to 1000'],
+    ['LEASE_MS', '500', 'LEASE_MS="500" is invalid: expected an integer from 1000 to 3600000'],
     ['WEBP_QUALITY', '101', 'WEBP_QUALITY="101" is invalid: expected an integer from 1 to 100'],
     ['WEBP_EFFORT', '1.5', 'WEBP_EFFORT="1.5" is invalid: expected an integer from 0 to 6'],
     ['SQLITE_SYNCHRONOUS', 'OFF', 'SQLITE_SYNCHRONOUS="OFF" is invalid: expected one of FULL, NORMAL'],
