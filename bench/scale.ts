@@ -118,12 +118,12 @@ async function postgresSkipReason(server: string, scratch: string): Promise<stri
   }
 }
 
-/** The images an instance has delivered since it started, by its own count. */
+/** The images an instance has delivered since it started, by its own count (the series carries its `instance_id` label). */
 async function imagesDelivered(agent: http.Agent, base: string): Promise<number> {
   const reply = await send(agent, 'GET', `${base}/metrics`);
-  const line = reply.text.split('\n').find((row) => row.startsWith('image_jobs_images_processed_total '));
+  const line = reply.text.split('\n').find((row) => /^image_jobs_images_processed_total[ {]/.test(row));
   if (reply.status !== 200 || line === undefined) throw new Error(`GET ${base}/metrics answered ${reply.status} without image_jobs_images_processed_total`);
-  return Number(line.split(' ')[1]);
+  return Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
 interface Turn {
