@@ -2,7 +2,8 @@
  * Queue throughput: our queue against established ones, side by side in one
  * run, in two groups: on SQLite, ours against plainjob; on PostgreSQL (when
  * a server answers: `DATABASE_URL`, else postgres://postgres@127.0.0.1:5432),
- * graphile-worker (bench/lib/graphileWorker.ts). With `--queued N`, instead:
+ * ours (bench/lib/ourPostgres.ts) against graphile-worker
+ * (bench/lib/graphileWorker.ts). With `--queued N`, instead:
  * the claim and the service's routes with N jobs waiting against 1,000
  * (`bench/lib/largeQueue.ts`).
  *
@@ -32,8 +33,10 @@
  * "job ended" callback (plainjob's onCompleted, our handler's release, both
  * called right after the done state is written), so no polling query competes
  * with the workers; the final state is checked in the database afterwards.
- * Every side on PostgreSQL gets the same 5 jobs in flight; graphile-worker's
- * settings, and why they are fair, are in its file. pg-boss is not a side:
+ * Every side on PostgreSQL gets the same 5 jobs in flight; ours counts
+ * completions as on SQLite and checks the rows as well as its counts;
+ * graphile-worker's settings, and why they are fair, are in its file.
+ * pg-boss is not a side:
  * its workers (10.x, the last for Node 20) have no LISTEN/NOTIFY and, after
  * every fetch, found jobs or not, sleep out the rest of their polling
  * interval (0.5 s at least), so one-job no-op throughput would measure that
@@ -45,14 +48,12 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { better, defineQueue, defineWorker, JobStatus as PlainjobStatus, type Logger as PlainjobLogger } from 'plainjob';
-import { pino } from 'pino';
-import { loadConfig } from '../src/config.js';
 import { openDatabase } from '../src/db/sqlite/open.js';
 import { createSqliteStore } from '../src/db/sqlite/store.js';
-import type { NewJob } from '../src/jobs/types.js';
-import { createScheduler } from '../src/queue/scheduler.js';
 import { graphileWorkerSide } from './lib/graphileWorker.js';
 import { largeQueueBench } from './lib/largeQueue.js';
+import { ourPostgresSide } from './lib/ourPostgres.js';
+import { runOurQueue, serviceDefaults } from './lib/ourQueue.js';
 import { createBenchDatabase, serverUrl, shown, unreachable } from './lib/postgres.js';
 import { countdown, expectAllDone, perSec, type PostgresQueueSide, type Throughput } from './lib/queueSide.js';
 
@@ -62,15 +63,12 @@ interface Side {
   run(file: string, jobs: number): Promise<Throughput>;
 }
 
-/** The service's defaults: 5 jobs in flight, its job timeout and retry settings. */
-const defaults = loadConfig({});
-
 /**
  * The queues on PostgreSQL, run in this order in each round. The service's
- * own queue on PostgreSQL joins as one more entry with `ours: true`, and is
- * then compared with each of the others (`ratio_vs_<name>=`).
+ * own queue (`ours: true`) is compared with each of the others
+ * (`ratio_vs_<name>=`).
  */
-const postgresSides: readonly PostgresQueueSide[] = [graphileWorkerSide];
+const postgresSides: readonly PostgresQueueSide[] = [graphileWorkerSide, ourPostgresSide];
 
 const silentPlainjobLogger: PlainjobLogger = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} };
 
@@ -85,7 +83,7 @@ const plainjobSide: Side = {
       const enqueuePerSec = perSec(jobs, enqueueStart);
 
       const completed = countdown(jobs);
-      const workers = Array.from({ length: defaults.maxConcurrentJobs }, () =>
+      const workers = Array.from({ length: serviceDefaults.maxConcurrentJobs }, () =>
         defineWorker('noop', async () => {}, { queue, logger: silentPlainjobLogger, onCompleted: completed.tick }),
       );
       const processStart = performance.now();
@@ -104,41 +102,13 @@ const plainjobSide: Side = {
 };
 
 function oursSide(synchronous: 'NORMAL' | 'FULL'): Side {
-  const newJob: Omit<NewJob, 'runAt'> = {
-    priority: 0, maxAttempts: 3, options: {}, destination: {}, idempotencyKey: null, requestFingerprint: null, inputKey: null, images: [],
-  };
   return {
     name: 'ours',
     synchronous,
     async run(file, jobs) {
       const store = createSqliteStore(openDatabase(file, { synchronous }));
       try {
-        const enqueueStart = performance.now();
-        for (let i = 0; i < jobs; i += 1) {
-          const now = Date.now();
-          await store.insertJobs([{ ...newJob, runAt: now }], now);
-          await store.makeDurable(); // a submission's answer waits for this: an fsync of the WAL at FULL
-        }
-        const enqueuePerSec = perSec(jobs, enqueueStart);
-
-        const ended = countdown(jobs);
-        const scheduler = createScheduler({
-          store,
-          handler: { perform: async () => {}, release: async () => ended.tick() },
-          log: pino({ level: 'silent' }),
-          maxConcurrentJobs: defaults.maxConcurrentJobs,
-          jobTimeoutMs: defaults.jobTimeoutMs,
-          retryBaseMs: defaults.retryBaseMs,
-          retryMaxMs: defaults.retryMaxMs,
-        });
-        const processStart = performance.now();
-        await scheduler.start();
-        await ended.done;
-        const processedPerSec = perSec(jobs, processStart);
-        await scheduler.stop(1_000);
-
-        expectAllDone(`ours ${synchronous}`, (await store.countByStatus()).succeeded, jobs);
-        return { enqueuePerSec, processedPerSec };
+        return await runOurQueue(store, jobs, serviceDefaults.maxConcurrentJobs, `ours ${synchronous}`);
       } finally {
         await store.close();
       }
@@ -162,7 +132,7 @@ function positiveInteger(flag: string, value: string): number {
 async function runOnPostgres(side: PostgresQueueSide, server: string, jobs: number): Promise<Throughput> {
   const database = await createBenchDatabase(server);
   try {
-    return await side.run(database.url, jobs, defaults.maxConcurrentJobs);
+    return await side.run(database.url, jobs, serviceDefaults.maxConcurrentJobs);
   } finally {
     await database.drop();
   }
@@ -211,7 +181,7 @@ async function main(): Promise<void> {
   } else {
     console.log(`postgres sides skipped: ${postgresAbsent}`);
   }
-  const concurrency = defaults.maxConcurrentJobs;
+  const concurrency = serviceDefaults.maxConcurrentJobs;
   console.log(`concurrency: ours maxConcurrentJobs=${concurrency}; plainjob ${concurrency} workers on one queue (one job each at a time); PostgreSQL sides ${concurrency} jobs in flight`);
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-queue-'));

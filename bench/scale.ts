@@ -30,7 +30,10 @@
  * ratio then shows what coordinating two instances through one queue costs
  * (1.0: nothing). After each turn, each instance's own count of images it
  * delivered (`image_jobs_images_processed_total` on its /metrics) shows how
- * the work was shared.
+ * the work was shared, and the CPU time the instances' processes used in
+ * the timed span (all threads, from /proc; the database server's not
+ * counted), per image, shows whether two instances spent more of the cores
+ * on each image than one.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -45,6 +48,7 @@ import { loadAverages, median } from './lib/figures.js';
 import { send } from './lib/httpLoad.js';
 import { driveJobs } from './lib/jobDriver.js';
 import { sharedPhotos } from './lib/photos.js';
+import { cpuSeconds } from './lib/processStats.js';
 import { createBenchDatabase, serverUrl, tableCount, unreachable } from './lib/postgres.js';
 
 const { values } = parseArgs({
@@ -118,12 +122,12 @@ async function postgresSkipReason(server: string, scratch: string): Promise<stri
   }
 }
 
-/** The images an instance has delivered since it started, by its own count. */
+/** The images an instance has delivered since it started, by its own count (the series carries its `instance_id` label). */
 async function imagesDelivered(agent: http.Agent, base: string): Promise<number> {
   const reply = await send(agent, 'GET', `${base}/metrics`);
-  const line = reply.text.split('\n').find((row) => row.startsWith('image_jobs_images_processed_total '));
+  const line = reply.text.split('\n').find((row) => /^image_jobs_images_processed_total[ {]/.test(row));
   if (reply.status !== 200 || line === undefined) throw new Error(`GET ${base}/metrics answered ${reply.status} without image_jobs_images_processed_total`);
-  return Number(line.split(' ')[1]);
+  return Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
 interface Turn {
@@ -131,6 +135,8 @@ interface Turn {
   readonly seconds: number;
   /** Images each instance delivered in the timed span. */
   readonly shares: readonly number[];
+  /** CPU time of the instances' processes (all threads; the database server's excluded) in the timed span, per image. */
+  readonly cpuMsPerImage: number;
 }
 
 /** One turn of `count` instances on a fresh DATA_DIR (and database), stopped and removed afterwards. */
@@ -147,11 +153,14 @@ async function takeTurn(backend: Backend, count: number, scratch: string, photo:
       driveJobs({ bases: to, agent, bodies: [photo], contentType: 'image/jpeg', total, inFlight: outstanding });
     await Promise.all(bases.map((base) => drive([base], WARM_UP_JOBS, WARM_UP_JOBS)));
 
+    const instancesCpu = (): number => instances.reduce((total, instance) => total + cpuSeconds(instance.process.pid ?? Number.NaN), 0);
     const before = await Promise.all(bases.map((base) => imagesDelivered(agent, base)));
+    const cpuBefore = instancesCpu();
     const { seconds, statuses } = await drive(bases, jobs, inFlight);
+    const cpuMsPerImage = ((instancesCpu() - cpuBefore) * 1_000) / jobs;
     if (statuses.succeeded !== jobs) throw new Error(`${backend.name}, ${count} instance(s): not every job succeeded: ${JSON.stringify(statuses)}`);
     const after = await Promise.all(bases.map((base) => imagesDelivered(agent, base)));
-    return { imagesPerSec: jobs / seconds, seconds, shares: after.map((n, i) => n - (before[i] ?? 0)) };
+    return { imagesPerSec: jobs / seconds, seconds, shares: after.map((n, i) => n - (before[i] ?? 0)), cpuMsPerImage };
   } finally {
     agent.destroy();
     for (const instance of instances) await instance.stop();
@@ -183,7 +192,9 @@ async function main(): Promise<void> {
     const skipped = await postgresSkipReason(server, scratch);
     if (skipped === null) backends.push(postgresBackend(server));
 
-    const speeds = new Map(backends.map((backend) => [backend.name, new Map(INSTANCE_COUNTS.map((count) => [count, [] as number[]]))]));
+    const perTurn = () => new Map(backends.map((backend) => [backend.name, new Map(INSTANCE_COUNTS.map((count) => [count, [] as number[]]))]));
+    const speeds = perTurn();
+    const cpu = perTurn();
     for (let round = 0; round < rounds; round += 1) {
       const order = round % 2 === 0 ? INSTANCE_COUNTS : [...INSTANCE_COUNTS].reverse();
       for (const backend of backends) {
@@ -191,19 +202,23 @@ async function main(): Promise<void> {
           const load = loadAverages();
           const turn = await takeTurn(backend, count, scratch, photo);
           speeds.get(backend.name)?.get(count)?.push(turn.imagesPerSec);
+          cpu.get(backend.name)?.get(count)?.push(turn.cpuMsPerImage);
           console.log(
             `round ${round + 1} (load ${load}) ${backend.name} ${count} instance${count === 1 ? '' : 's'}: ` +
-              `${turn.imagesPerSec.toFixed(2)} images/s (${jobs} succeeded in ${turn.seconds.toFixed(1)} s); images by instance ${turn.shares.join('/')}`,
+              `${turn.imagesPerSec.toFixed(2)} images/s (${jobs} succeeded in ${turn.seconds.toFixed(1)} s), ` +
+              `service CPU ${turn.cpuMsPerImage.toFixed(1)} ms/image; images by instance ${turn.shares.join('/')}`,
           );
         }
       }
     }
 
     const medianSpeed = (backend: Backend, count: number): number => median(speeds.get(backend.name)?.get(count) ?? []);
-    console.log(`\nmedian of ${rounds} round(s), images/s:`);
-    console.log('backend   1 instance  2 instances');
+    const medianCpu = (backend: Backend, count: number): number => median(cpu.get(backend.name)?.get(count) ?? []);
+    console.log(`\nmedian of ${rounds} round(s), images/s (service CPU ms per image, the instances' processes, all threads):`);
+    console.log('backend   1 instance        2 instances');
     for (const backend of backends) {
-      console.log(`${backend.name.padEnd(9)} ${medianSpeed(backend, 1).toFixed(2).padStart(10)}  ${medianSpeed(backend, 2).toFixed(2).padStart(11)}`);
+      const cell = (count: number): string => `${medianSpeed(backend, count).toFixed(2)} (${medianCpu(backend, count).toFixed(1)})`;
+      console.log(`${backend.name.padEnd(9)} ${cell(1).padStart(16)}  ${cell(2).padStart(16)}`);
     }
     for (const backend of backends) {
       const [ones, twos] = [1, 2].map((count) => speeds.get(backend.name)?.get(count) ?? []) as [number[], number[]];

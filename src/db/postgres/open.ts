@@ -79,7 +79,8 @@ export async function openPostgres(url: string, options: PostgresOptions): Promi
   }
   const config = connectionConfig(url, options);
   await migrateOnce(config, shown);
-  const pool = new pg.Pool({ ...config, max: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS });
+  // Pipelined: a transaction sends statements it need not wait between together (see `createTransactions`).
+  const pool = new pg.Pool({ ...config, pipeline: true, max: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS });
   // An idle pooled connection that breaks (a server restart) is dropped by the pool; unheard, the event would end the process.
   pool.on('error', (error) => options.log.warn({ err: error }, 'a pooled PostgreSQL connection failed; the pool opens another'));
   // A connection lost while checked out and between statements (the server gone mid-transaction) emits `error`

@@ -61,6 +61,14 @@ export function createTransactions(pool: pg.Pool, instanceId: string, deliver: (
    * Runs `body` in one transaction, then writes the counts it moved (one
    * statement, to one slot picked at random) and sends its signals, and
    * commits. Its signals go to this instance's listeners once committed.
+   *
+   * The pool's connections pipeline (see `openPostgres`): BEGIN goes out
+   * with the body's first statement, and COMMIT with the counts, so a
+   * transaction costs two round trips fewer. The server runs them in order,
+   * each its own step: a failed counts statement leaves the transaction
+   * aborted and its COMMIT answered ROLLBACK, which fails the transaction
+   * here; a BEGIN fails only on a broken connection (a connection is never
+   * pooled inside a transaction), on which the body's statements fail too.
    */
   async function transaction<T>(body: (tx: Transaction) => Promise<T>): Promise<T> {
     for (let tries = 1; ; tries++) {
@@ -68,19 +76,24 @@ export function createTransactions(pool: pg.Pool, instanceId: string, deliver: (
       const tx = new Transaction(client);
       let result: T;
       let signals: JobSignal[];
+      const begun = client.query('BEGIN');
+      // Its failure is the body's too, and is thrown below; it must not also surface as an unhandled rejection.
+      begun.catch(() => undefined);
       try {
-        await client.query('BEGIN');
         result = await body(tx);
+        await begun;
         signals = tx.signals.signals();
         const payloads = signals.length > 0 ? encodeSignals(instanceId, signals) : [];
+        const last: pg.QueryConfig[] = [];
         if (!tx.counts.empty) {
           const { jobs, images } = tx.counts;
           const slot = Math.floor(Math.random() * COUNT_SLOTS);
-          await client.query(sql.moveCounts.bind(slot, jobStatuses.map((status) => jobs[status]), jobStatuses.map((status) => images[status]), payloads));
+          last.push(sql.moveCounts.bind(slot, jobStatuses.map((status) => jobs[status]), jobStatuses.map((status) => images[status]), payloads));
         } else if (payloads.length > 0) {
-          await client.query(sql.notify.bind(payloads));
+          last.push(sql.notify.bind(payloads));
         }
-        await client.query('COMMIT');
+        const ended = await Promise.all([...last, { text: 'COMMIT' }].map((statement) => client.query(statement)));
+        if (ended.at(-1)?.command !== 'COMMIT') throw new Error('the transaction was rolled back at its commit');
       } catch (error) {
         const broken = await client.query('ROLLBACK').then(() => false, () => true);
         client.release(broken);
