@@ -5,9 +5,8 @@
  *  - postgres: the instances are started with DATABASE_URL set to a fresh
  *    database `imgjobs_bench_<random>` on the server the benches use
  *    (`DATABASE_URL` when set, else postgres://postgres@127.0.0.1:5432),
- *    dropped after its turn. It runs only once the service keeps its queue
- *    there: a probe starts one instance with DATABASE_URL set and looks for
- *    tables in that database; otherwise one line says why it is skipped.
+ *    dropped after its turn. When no server answers, one line says so and
+ *    the side is skipped.
  *
  * Each turn starts its instances afresh (the built service through
  * scripts/start.sh, as `npm start` does; each on its own ephemeral PORT) on a
@@ -49,7 +48,7 @@ import { send } from './lib/httpLoad.js';
 import { driveJobs } from './lib/jobDriver.js';
 import { sharedPhotos } from './lib/photos.js';
 import { cpuSeconds } from './lib/processStats.js';
-import { createBenchDatabase, serverUrl, tableCount, unreachable } from './lib/postgres.js';
+import { createBenchDatabase, serverUrl, unreachable } from './lib/postgres.js';
 
 const { values } = parseArgs({
   options: {
@@ -93,34 +92,6 @@ function postgresBackend(server: string): Backend {
 
 const startInstance = (dataDir: string, env: NodeJS.ProcessEnv): Promise<Child> =>
   spawnServer('sh', ['scripts/start.sh'], { ...benchServiceEnv(dataDir), ...env }, root);
-
-/**
- * Why the PostgreSQL side cannot run, or null when it can: no server
- * answers, or the service, started with DATABASE_URL set to a fresh
- * database, fails to start or makes no table there.
- */
-async function postgresSkipReason(server: string, scratch: string): Promise<string | null> {
-  const absent = await unreachable(server);
-  if (absent !== null) return absent;
-  const database = await createBenchDatabase(server);
-  const dataDir = path.join(scratch, 'postgres-probe');
-  try {
-    let instance: Child;
-    try {
-      instance = await startInstance(dataDir, { DATABASE_URL: database.url });
-    } catch (error) {
-      return `the service does not start with DATABASE_URL set: ${error instanceof Error ? error.message : String(error)}`;
-    }
-    await instance.stop();
-    if ((await tableCount(database.url)) > 0) return null;
-    const sqliteFile = loadConfig({ DATA_DIR: dataDir }).dbPath;
-    const fallback = fs.existsSync(sqliteFile) ? `; it kept its queue in ${path.basename(sqliteFile)} in DATA_DIR` : '';
-    return `the service does not use DATABASE_URL yet: started with it, it made no table in the database${fallback}`;
-  } finally {
-    await database.drop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
-  }
-}
 
 /** The images an instance has delivered since it started, by its own count (the series carries its `instance_id` label). */
 async function imagesDelivered(agent: http.Agent, base: string): Promise<number> {
@@ -189,7 +160,7 @@ async function main(): Promise<void> {
     );
 
     const backends: Backend[] = [sqliteBackend];
-    const skipped = await postgresSkipReason(server, scratch);
+    const skipped = await unreachable(server);
     if (skipped === null) backends.push(postgresBackend(server));
 
     const perTurn = () => new Map(backends.map((backend) => [backend.name, new Map(INSTANCE_COUNTS.map((count) => [count, [] as number[]]))]));

@@ -64,17 +64,3 @@ export async function createBenchDatabase(url: string): Promise<BenchDatabase> {
     drop: () => onServer(url, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
   };
 }
-
-/** Tables in the database of `url` outside PostgreSQL's own schemas. */
-export async function tableCount(url: string): Promise<number> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
-  await client.connect();
-  try {
-    const { rows } = await client.query<{ tables: number }>(
-      "SELECT count(*)::int AS tables FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
-    );
-    return rows[0]?.tables ?? 0;
-  } finally {
-    await client.end();
-  }
-}
