@@ -305,6 +305,28 @@ describe.each(storeBackends)('the scheduler on $name', (backend) => {
         expect((await store.getJob(job.id))?.status).toBe('succeeded');
       });
 
+      it('keeps renewing the leases of attempts still running in the grace period, so no other instance takes their jobs', async () => {
+        const fixture = await backend.open();
+        const { store } = fixture;
+        const other = await fixture.anotherInstance();
+        const job = await insert(store);
+        const s = scheduler(store, handler(() => delay(900)), { leaseMs: 300, heartbeatMs: 100 });
+        await s.start();
+        await waitFor(() => s.running === 1);
+        const stopped = s.stop(3_000);
+        // Another instance rescuing expired leases all through the grace period finds none to take.
+        let rescued = 0;
+        let done = false;
+        void stopped.then(() => (done = true));
+        while (!done) {
+          rescued += await other.requeueLost(Date.now());
+          await delay(50);
+        }
+        expect(await stopped).toEqual({ finished: 1, returned: 0 });
+        expect(rescued).toBe(0);
+        expect(await store.getJob(job.id)).toMatchObject({ status: 'succeeded', attempts: 1 });
+      });
+
       it('hands a succeeding attempt\'s slot on at once, and waits on stop for the releases still running', async () => {
         const { store } = await backend.open();
         for (let i = 0; i < 4; i++) await insert(store);

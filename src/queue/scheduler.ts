@@ -443,7 +443,8 @@ export function createScheduler(options: SchedulerOptions) {
     if (heartbeatTimer) clearTimeout(heartbeatTimer);
     heartbeatTimer = null;
     heartbeatAt = Number.POSITIVE_INFINITY;
-    if (stopping) return;
+    // Stopping, leases are renewed while attempts still run in the grace period: another instance must not take their jobs.
+    if (stopping && inFlight.size === 0) return;
     const period = inFlight.size > 0 ? heartbeatMs : 3 * heartbeatMs;
     heartbeatAt = Date.now() + period;
     heartbeatTimer = setTimeout(() => void renewLeases(), period);
@@ -484,7 +485,6 @@ export function createScheduler(options: SchedulerOptions) {
     async stop(graceMs: number): Promise<StopResult> {
       stopping = true;
       wake();
-      if (heartbeatTimer) clearTimeout(heartbeatTimer);
       await loopDone;
       const before = inFlight.size;
       let graceTimer: NodeJS.Timeout | undefined;
@@ -493,10 +493,17 @@ export function createScheduler(options: SchedulerOptions) {
       });
       await Promise.race([Promise.all(settling), graceOver]);
       clearTimeout(graceTimer);
-      const left = [...inFlight.values()];
-      for (const attempt of left) abortAttempt(attempt, new ShutdownAbort());
-      await Promise.all(settling);
-      return { finished: before - left.length, returned: left.length };
+      const left = inFlight.size;
+      // A completion written as the grace ran out may have claimed jobs since: each is put back too.
+      let returned = 0;
+      while (settling.size > 0) {
+        const running = [...inFlight.values()];
+        returned += running.length;
+        for (const attempt of running) abortAttempt(attempt, new ShutdownAbort());
+        await Promise.all(settling);
+      }
+      if (heartbeatTimer) clearTimeout(heartbeatTimer);
+      return { finished: before - left, returned };
     },
   };
 }
