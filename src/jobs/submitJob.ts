@@ -5,7 +5,7 @@ import { ImageRefusedError, probeImage } from '../image/probe.js';
 import { confirmDurable } from '../storage/diskFull.js';
 import { DiskLowError, type DiskReservation, type DiskSpace } from '../storage/diskSpace.js';
 import type { TempStore } from '../storage/tempStore.js';
-import { JobRefusedError } from './errors.js';
+import { JobRefusedError, StoreUnavailableError } from './errors.js';
 import { conversionOptions, jobOptionsSchema } from './options.js';
 import { requestFingerprint } from './requestFingerprint.js';
 import type { JobStore } from './store.js';
@@ -156,10 +156,11 @@ export function createSubmitter(deps: SubmitDeps): SubmitJob {
       }
       return stored;
     } catch (error) {
-      // A committed job keeps its files whatever happens after the commit. A file that cannot be
-      // removed now is logged and left to the sweeper: the client gets the answer its request
-      // earned, not this.
-      if (stored?.created !== true) {
+      // A committed job keeps its files whatever happens after the commit. So does one that may have
+      // committed: a store that could not be reached may have lost only the commit's answer (the
+      // sweeper removes the files once no live job owns them). A file that cannot be removed now is
+      // logged and left to the sweeper: the client gets the answer its request earned, not this.
+      if (stored?.created !== true && !(error instanceof StoreUnavailableError)) {
         const inputs = Array.from({ length: submission.maxFiles }, (_, index) => index);
         await deps.tempStore.removeInputs(key, inputs).catch((removeError: unknown) => submission.log.warn({ err: removeError }, 'could not remove a refused upload; the sweeper will'));
       }
