@@ -87,7 +87,8 @@ export function createJobs(options: JobsOptions) {
         return { job: result.job, cancelled: false };
       }
       await confirmDurable(store.makeDurable(), `Job ${jobId} was cancelled`);
-      await scheduler.release(result.job);
+      // The cancel stands whatever happens to its files now: one that cannot be removed is the sweeper's.
+      await scheduler.release(result.job).catch((error: unknown) => options.log.warn({ err: error, jobId }, 'could not release a cancelled job\'s files; the sweeper will'));
       return { job: result.job, cancelled: true };
     },
 
@@ -108,18 +109,32 @@ export function createJobs(options: JobsOptions) {
      */
     async waitForEnd(jobId: number, ms: number, clientGone: AbortSignal, recheckMs: number): Promise<Job | null> {
       const until = Date.now() + ms;
-      const gone = AbortSignal.any([clientGone, stopping.signal]);
-      for (;;) {
-        // Listening before reading: an end committed between the read and the wait still wakes it.
-        const read = new AbortController();
-        const woken = watch.wait(jobId, Math.max(0, Math.min(until - Date.now(), recheckMs)), AbortSignal.any([gone, read.signal]));
-        const job = await store.getJob(jobId);
-        if (job === null || isTerminal(job.status) || gone.aborted || Date.now() >= until) {
-          read.abort();
-          await woken;
-          return job;
+      // One controller per wait, its listeners removed at the end (AbortSignal.any on the process-long
+      // `stopping` would keep an entry for every wait ever made).
+      const gone = new AbortController();
+      const end = (): void => gone.abort();
+      for (const signal of [clientGone, stopping.signal]) signal.addEventListener('abort', end, { once: true });
+      if (clientGone.aborted || stopping.signal.aborted) end();
+      try {
+        for (;;) {
+          // Listening before reading: an end committed between the read and the wait still wakes it.
+          const read = new AbortController();
+          const stopWaiting = (): void => read.abort();
+          gone.signal.addEventListener('abort', stopWaiting, { once: true });
+          if (gone.signal.aborted) stopWaiting();
+          const woken = watch.wait(jobId, Math.max(0, Math.min(until - Date.now(), recheckMs)), read.signal);
+          try {
+            const job = await store.getJob(jobId);
+            if (job === null || isTerminal(job.status) || gone.signal.aborted || Date.now() >= until) return job;
+            await woken;
+          } finally {
+            read.abort();
+            gone.signal.removeEventListener('abort', stopWaiting);
+            await woken;
+          }
         }
-        await woken;
+      } finally {
+        for (const signal of [clientGone, stopping.signal]) signal.removeEventListener('abort', end);
       }
     },
 
