@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { UnusableSettingError, type Config } from './config.js';
-import { DatabaseOpenError } from './db/postgres/errors.js';
+import { DatabaseOpenError, maskPassword } from './db/postgres/errors.js';
 import { openPostgres } from './db/postgres/open.js';
 import { createPostgresStore } from './db/postgres/store.js';
 import { openDatabase } from './db/sqlite/open.js';
@@ -135,11 +135,20 @@ async function openTempStore(config: Config): Promise<TempStore> {
  */
 async function openStore(config: Config, log: Logger, instanceId: string): Promise<JobStore> {
   if (config.databaseUrl !== null) {
+    const url = config.databaseUrl;
+    let pool;
     try {
-      return await createPostgresStore(await openPostgres(config.databaseUrl, { log }), { log, instanceId });
+      pool = await openPostgres(url, { log });
     } catch (error) {
       if (error instanceof DatabaseOpenError) throw new UnusableSettingError('DATABASE_URL', error.url, error);
       throw error;
+    }
+    try {
+      return await createPostgresStore(pool, { log, instanceId });
+    } catch (error) {
+      // Its connection for signals could not be opened: the pool goes too, and the start names the setting.
+      await pool.end().catch(() => undefined);
+      throw new UnusableSettingError('DATABASE_URL', maskPassword(url), error);
     }
   }
   try {
