@@ -66,8 +66,6 @@ export function createJobs(options: JobsOptions) {
     /** Aborted once `stop` has begun: new work is refused, waits answer. */
     stopping: stopping.signal,
 
-    add,
-
     /**
      * A submission, from its body to a durable job (see `createSubmitter`);
      * refusals are `JobRefusedError`s.
