@@ -15,7 +15,7 @@ import type { ReceivedUpload } from './upload.js';
 export interface SubmitDeps {
   readonly config: Config;
   readonly store: JobStore;
-  /** Stores a job, resolving once it is durable (`Jobs.add`). */
+  /** Stores a job (group commit), resolving once it is durable. */
   readonly add: (job: NewJob) => Promise<StoredJob>;
   /** Aborted once the service is stopping. */
   readonly stopping: AbortSignal;
